@@ -1,0 +1,29 @@
+"""mmlab: a small model of Linux memory management, built to teach the 2024 series
+"Reclaim lazyfree THP without splitting" and what came after it.
+
+The facade, shared by the model (``mmlab.Machine``) and the live lab
+(``mmlab.live.Machine``)::
+
+    m = Machine(kernel="6.11")          # one of mmlab.PROFILES
+    p = m.spawn()                       # a process with its own mm
+    a = p.mmap(64 * MiB)                # private anonymous RW, 2 MiB aligned; returns the address
+    p.madvise(a, 64 * MiB, MADV_HUGEPAGE)
+    p.write(a, 64 * MiB, value=7)       # every byte of every page in the range becomes 7
+    p.read(a)                           # the byte at a: 7, or 0 if never written or discarded
+    p.madvise(a, 64 * MiB, MADV_FREE)
+    p.mlock(a, 2 * MiB); p.mlock2(a, 2 * MiB, MLOCK_ONFAULT); p.munlock(a, 2 * MiB)
+    p.mprotect(a, 2 * MiB, PROT_READ); p.munmap(a, 2 * MiB)
+    pin = p.pin(a, PAGE_SIZE); pin.release()   # a GUP pin: an extra folio reference
+    child = p.fork(); child.exit()
+    p.smaps()                           # mmlab.proc.Smaps; p.smaps()["LazyFree"] is the total in kB
+    p.pagemap(a, 2 * MiB)               # list of mmlab.proc.PageInfo, one per 4 KiB page
+    p.thp_map(a, 64 * MiB)              # "HHHH..." one character per 2 MiB (uapi.SLOT_LEGEND)
+    m.vmstat                            # dict of /proc/vmstat counters (proc.VMSTAT_FIELDS)
+
+Errors are the syscall's: ``OSError`` with the errno Linux returns.
+"""
+
+from . import uapi
+from .uapi import *  # noqa: F403
+
+__all__ = [name for name in dir(uapi) if not name.startswith("_")]
