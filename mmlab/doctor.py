@@ -1,0 +1,328 @@
+"""``mmlab doctor``: one screen that says what this machine has for the course, and what to
+do about whatever is missing.
+
+It works in three steps so that the judgement can be tested without the machine:
+``gather()`` collects the facts (package versions, ``dot -V``, the transparent hugepage
+mode, the effective user); ``diagnose(facts)`` turns them into findings; ``render(findings)``
+lays them out. Only ``gather`` looks at the machine, and it only reads: it runs ``dot -V``
+and reads ``/sys/kernel/mm/transparent_hugepage/enabled``, and never writes anything.
+
+The findings are grouped by what they are needed for: the course itself, the tests, and
+the live lab (which runs the course's scenarios on this machine's kernel). Only a
+missing course prerequisite makes ``mmlab doctor`` exit with status 1; without ``dot`` the
+course still works and shows diagrams as DOT text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .jupyter import COURSE_DIR
+
+THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+MIN_PYTHON = (3, 10)
+
+COURSE, TESTS, LIVE = "Course", "Tests", "Live lab"
+
+# Findings that the pytest markers ``live`` and ``browser`` depend on.
+LIVE_LAB_NEEDS = ("transparent hugepages", "root")
+BROWSER_TESTS_NEED = ("playwright", "chromium")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What ``gather`` saw on this machine; tests build their own."""
+
+    python: tuple[int, int, int]
+    executable: str
+    platform: str  # sys.platform: "linux", "darwin", ...
+    kernel: str  # the running kernel's release, as uname -r says
+    euid: int
+    in_conda: bool
+    mmlab_version: str | None  # None when mmlab is not installed in this Python
+    requirements: tuple[str, ...]  # mmlab's declared requirements, as in its metadata
+    installed: Mapping[str, str]  # normalized distribution name -> installed version
+    dot: str | None  # path of Graphviz's dot
+    dot_version: str | None  # from `dot -V`; None when dot is absent or does not run
+    thp: str | None  # the text of THP_ENABLED; None when it cannot be read
+    chromium: str | None  # path of a Chromium-compatible browser
+    course_dir: Path
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the screen: a thing the course needs, whether it is there, what to do."""
+
+    section: str
+    name: str
+    ok: bool
+    detail: str
+    advice: str = ""
+    blocking: bool = False  # when not ok, the course cannot start
+
+
+def normalize(name: str) -> str:
+    """A distribution name in the normalized form of PEP 503 (``Jupyter_Lab`` -> ``jupyter-lab``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def find_chromium(env: Mapping[str, str] = os.environ) -> str | None:
+    """The browser for the browser tests: ``$MMLAB_CHROMIUM`` if set, else the first of
+    CHROMIUM_NAMES on PATH."""
+    if env.get("MMLAB_CHROMIUM"):
+        return shutil.which(env["MMLAB_CHROMIUM"])
+    return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+
+
+def parse_dot_version(text: str) -> str | None:
+    """The version in ``dot -V`` output (``dot - graphviz version 2.42.2 (0)`` -> ``2.42.2``)."""
+    match = re.search(r"version\s+(\S+)", text)
+    return match.group(1) if match else None
+
+
+def parse_thp_mode(text: str) -> str | None:
+    """The selected mode in THP_ENABLED's text (``always [madvise] never`` -> ``madvise``)."""
+    match = re.search(r"\[(\w+)\]", text)
+    return match.group(1) if match else None
+
+
+def _dot_version(dot: str) -> str | None:
+    try:
+        result = subprocess.run([dot, "-V"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_dot_version(result.stderr + result.stdout) if result.returncode == 0 else None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def gather() -> Facts:
+    """The facts of this Python and this machine. Reads only."""
+    try:
+        mmlab_version = importlib.metadata.version("mmlab")
+        requirements = tuple(importlib.metadata.requires("mmlab") or ())
+    except importlib.metadata.PackageNotFoundError:
+        mmlab_version, requirements = None, ()
+    dot = shutil.which("dot")
+    return Facts(
+        python=tuple(sys.version_info[:3]),
+        executable=sys.executable,
+        platform=sys.platform,
+        kernel=os.uname().release,
+        euid=os.geteuid(),
+        in_conda=bool(os.environ.get("CONDA_PREFIX")),
+        mmlab_version=mmlab_version,
+        requirements=requirements,
+        installed={normalize(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()},
+        dot=dot,
+        dot_version=_dot_version(dot) if dot else None,
+        thp=_read(THP_ENABLED),
+        chromium=find_chromium(),
+        course_dir=COURSE_DIR,
+    )
+
+
+def install_hint(facts: Facts, *, apt: str, brew: str, conda: str | None = None) -> str:
+    """The command that installs a system package on this kind of machine."""
+    if facts.in_conda and conda:
+        return f"conda install -c conda-forge {conda}"
+    if facts.platform == "darwin":
+        return f"brew install {brew}"
+    return ("" if facts.euid == 0 else "sudo ") + f"apt-get install {apt}"
+
+
+def diagnose_python(facts: Facts) -> Finding:
+    version = ".".join(map(str, facts.python))
+    wanted = ".".join(map(str, MIN_PYTHON))
+    return Finding(
+        COURSE,
+        "Python",
+        facts.python[:2] >= MIN_PYTHON,
+        f"{version} ({facts.executable})",
+        f"mmlab needs Python {wanted} or newer: install one, then PYTHON=/path/to/it ./setup.sh course",
+        blocking=True,
+    )
+
+
+def diagnose_packages(facts: Facts) -> list[Finding]:
+    """A finding for mmlab itself and for each package mmlab declares, in its section."""
+    pip = f"{facts.executable} -m pip install"
+    if facts.mmlab_version is None:
+        return [
+            Finding(
+                COURSE,
+                "mmlab",
+                False,
+                "not installed in this Python",
+                f"in the mmlab folder run ./setup.sh course, or {pip} -e '.[test]'",
+                blocking=True,
+            )
+        ]
+    from packaging.requirements import Requirement  # a dependency of mmlab's own dependencies
+
+    findings = [Finding(COURSE, "mmlab", True, facts.mmlab_version)]
+    for text in facts.requirements:
+        requirement = Requirement(text)
+        marker = requirement.marker
+        if marker is None or marker.evaluate({"extra": ""}):
+            section = COURSE
+        elif marker.evaluate({"extra": "test"}):
+            section = TESTS
+        else:
+            continue  # a requirement for another extra or another platform
+        version = facts.installed.get(normalize(requirement.name))
+        wanted = str(requirement.specifier)
+        fits = version is not None and requirement.specifier.contains(version, prereleases=True)
+        if version is None:
+            detail = "not installed"
+        else:
+            detail = version if fits else f"{version}, but mmlab needs {wanted}"
+        findings.append(
+            Finding(
+                section,
+                requirement.name,
+                fits,
+                detail,
+                f"{pip} '{requirement.name}{wanted}'",
+                blocking=section == COURSE,
+            )
+        )
+    return findings
+
+
+def diagnose_course_dir(facts: Facts) -> Finding:
+    return Finding(
+        COURSE,
+        "course notebooks",
+        facts.course_dir.is_dir(),
+        str(facts.course_dir),
+        "mmlab finds the course beside its source: install it from a clone (pip install -e .)",
+        blocking=True,
+    )
+
+
+def diagnose_dot(facts: Facts) -> Finding:
+    hint = install_hint(facts, apt="graphviz", brew="graphviz", conda="graphviz")
+    if facts.dot is None:
+        return Finding(COURSE, "dot (Graphviz)", False, "not on PATH: diagrams show as DOT text", hint)
+    if facts.dot_version is None:
+        return Finding(COURSE, "dot (Graphviz)", False, f"{facts.dot} does not run (dot -V failed)", hint)
+    return Finding(COURSE, "dot (Graphviz)", True, f"{facts.dot_version} ({facts.dot})")
+
+
+def diagnose_chromium(facts: Facts) -> Finding:
+    if facts.platform == "darwin":
+        hint = (
+            "install Chromium or Google Chrome and set MMLAB_CHROMIUM to its binary, e.g. "
+            "/Applications/Chromium.app/Contents/MacOS/Chromium"
+        )
+    else:
+        hint = install_hint(facts, apt="chromium", brew="chromium") + " (or set MMLAB_CHROMIUM to a browser)"
+    if facts.chromium is None:
+        return Finding(TESTS, "chromium", False, "not found: the browser tests will not run", hint)
+    return Finding(TESTS, "chromium", True, facts.chromium)
+
+
+def diagnose_thp(facts: Facts) -> Finding:
+    name = "transparent hugepages"
+    if facts.thp is None:
+        where = "this kernel has none" if facts.platform.startswith("linux") else "this is not Linux"
+        return Finding(
+            LIVE,
+            name,
+            False,
+            f"not available: {where}",
+            "the live lab needs Linux with transparent hugepages; the model runs every scenario anyway",
+        )
+    mode = parse_thp_mode(facts.thp)
+    return Finding(
+        LIVE,
+        name,
+        mode in ("always", "madvise"),
+        f"{mode} ({THP_ENABLED})",
+        f"as root: echo madvise > {THP_ENABLED}  (mmlab never changes it)",
+    )
+
+
+def diagnose_root(facts: Facts) -> Finding:
+    return Finding(
+        LIVE,
+        "root",
+        facts.euid == 0,
+        "running as root" if facts.euid == 0 else f"running as user id {facts.euid}",
+        "the live lab reads page frame numbers and /proc/kpageflags, which need root: run it with sudo",
+    )
+
+
+def diagnose(facts: Facts) -> list[Finding]:
+    """Every finding, in the order the screen shows them."""
+    return [
+        diagnose_python(facts),
+        *diagnose_packages(facts),
+        diagnose_course_dir(facts),
+        diagnose_dot(facts),
+        diagnose_chromium(facts),
+        diagnose_thp(facts),
+        diagnose_root(facts),
+    ]
+
+
+def unmet(findings: Iterable[Finding], names: Iterable[str]) -> str | None:
+    """Why the findings called ``names`` are not all ok, in one line; None when they are."""
+    wanted = set(names)
+    problems = [f"{f.name}: {f.detail}" for f in findings if f.name in wanted and not f.ok]
+    return "; ".join(problems) or None
+
+
+def render(findings: Iterable[Finding], kernel: str) -> str:
+    """The doctor's screen: findings by section, advice under each one that is not ok, a verdict."""
+    findings = list(findings)
+    titles = {
+        COURSE: COURSE,
+        TESTS: f"{TESTS} (./setup.sh test)",
+        LIVE: f"{LIVE} (this kernel: Linux {kernel})",
+    }
+    lines = ["mmlab doctor: what this machine has for the course", ""]
+    for section, title in titles.items():
+        lines.append(title)
+        for finding in findings:
+            if finding.section == section:
+                lines.append(f"  {'ok' if finding.ok else 'TODO':4}  {finding.name}: {finding.detail}")
+                if not finding.ok:
+                    lines.append(f"        -> {finding.advice}")
+        lines.append("")
+    if any(f.blocking and not f.ok for f in findings):
+        lines.append(
+            "The course cannot start yet: do the TODO items under Course (./setup.sh course does them)."
+        )
+    elif any(not f.ok for f in findings):
+        lines.append("The course is ready. The TODO items above are optional: do them for what they enable.")
+    else:
+        lines.append("Everything is ready: the course, the tests and the live lab.")
+    return "\n".join(lines)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """``mmlab doctor`` takes no options."""
+
+
+def run(args: argparse.Namespace) -> int:
+    facts = gather()
+    findings = diagnose(facts)
+    print(render(findings, facts.kernel))
+    return 1 if any(f.blocking and not f.ok for f in findings) else 0

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Set up mmlab on this machine, then open the course or run every test.
+#
+#   ./setup.sh course [mmlab lab options]   open the course in JupyterLab
+#   ./setup.sh test [pytest options]        run ruff, then every test
+#   ./setup.sh bench                        run the benchmarks and print their figures
+#
+# Each creates .venv in this folder (or reuses it) and installs mmlab into it with its test
+# tools, again only when pyproject.toml has changed since. System tools come from apt-get
+# when this user is root or may use sudo without a password: Graphviz's dot, and for the
+# tests Chromium. Where that is not possible the script prints the command to run and
+# carries on (mmlab works without dot); with CI=true a missing tool is an error instead.
+# Nothing is written outside this folder and .venv, apart from what apt-get installs.
+set -euo pipefail
+
+# usage STATUS: print how to call this script (to stderr unless STATUS is 0) and exit.
+usage() {
+  [ "$1" -eq 0 ] || exec >&2
+  cat <<'EOF'
+usage: ./setup.sh course [mmlab lab options]   open the course in JupyterLab
+       ./setup.sh test [pytest options]        run ruff, then every test
+       ./setup.sh bench                        run the benchmarks
+Options after "course" go to "mmlab lab" (e.g. --no-browser --port 8890);
+after "test" they go to pytest (e.g. -x tests/test_cli.py).
+EOF
+  exit "$1"
+}
+
+say() { printf 'setup.sh: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# may_be_root: true when this user can run commands as root without being asked anything.
+may_be_root() { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+# apt_install PACKAGE...: install Debian packages, refreshing the package lists only when
+# the install fails without it. Fails when apt-get or root access is not available.
+apt_install() {
+  have apt-get && may_be_root || return 1
+  say "installing $* with apt-get"
+  local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@")
+  as_root "${install[@]}" || { as_root apt-get update -q && as_root "${install[@]}"; }
+}
+
+# sudo_prefix: "sudo " unless we are root, for commands printed to the user.
+sudo_prefix() { [ "$(id -u)" -eq 0 ] || printf 'sudo '; }
+
+# need_tool PURPOSE HINT APT_PACKAGE COMMAND...: make sure one of COMMANDs is on PATH,
+# installing APT_PACKAGE if possible; otherwise print HINT and carry on (stop under CI).
+need_tool() {
+  local purpose=$1 hint=$2 package=$3 command
+  shift 3
+  for command in "$@"; do have "$command" && return 0; done
+  if [ "$(uname -s)" = Linux ] && apt_install "$package"; then
+    for command in "$@"; do have "$command" && return 0; done
+  fi
+  if [ "${CI:-}" = true ]; then
+    die "$1 is missing ($purpose). Install it with: $hint"
+  fi
+  say "$1 is missing ($purpose). Install it with: $hint"
+  say "carrying on without it."
+}
+
+# A Python of at least 3.10 with venv support: $PYTHON if given, else python3.
+good_python() { "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; }
+
+find_python() {
+  local python=${PYTHON:-python3}
+  if have "$python" && good_python "$python"; then echo "$python"; return; fi
+  if [ -z "${PYTHON:-}" ] && [ "$(uname -s)" = Linux ] && apt_install python3 python3-venv \
+    && good_python python3; then
+    echo python3; return
+  fi
+  die "mmlab needs Python 3.10 or newer with the venv module, and $python is not that.
+  Debian/Ubuntu: $(sudo_prefix)apt-get install python3 python3-venv
+  macOS: brew install python@3.12, then: PYTHON=python3.12 ./setup.sh $action
+  Or name any suitable Python: PYTHON=/path/to/python3 ./setup.sh $action"
+}
+
+ensure_venv() {
+  if [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    return
+  fi
+  local python
+  python=$(find_python)
+  say "creating the virtual environment .venv with $("$python" --version 2>&1)"
+  "$python" -m venv --clear .venv
+}
+
+# Install mmlab (editable) with its test tools, unless the copy of pyproject.toml made at the
+# last successful install says nothing has changed since.
+ensure_mmlab() {
+  local stamp=.venv/mmlab-installed-pyproject.toml
+  if [ -x .venv/bin/mmlab ] && cmp -s pyproject.toml "$stamp"; then
+    return
+  fi
+  say "installing mmlab and its dependencies into .venv (the first time takes a few minutes)"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install --no-cache-dir -e '.[test]'
+  cp pyproject.toml "$stamp"
+}
+
+need_dot() {
+  local hint
+  case "$(uname -s)" in
+    Darwin) hint="brew install graphviz" ;;
+    *) hint="$(sudo_prefix)apt-get install graphviz" ;;
+  esac
+  if [ -n "${CONDA_PREFIX:-}" ]; then hint="conda install -c conda-forge graphviz"; fi
+  need_tool "diagrams show as DOT text without it" "$hint" graphviz dot
+}
+
+need_chromium() {
+  if [ -n "${MMLAB_CHROMIUM:-}" ]; then
+    [ -x "$MMLAB_CHROMIUM" ] || die "MMLAB_CHROMIUM=$MMLAB_CHROMIUM is not an executable file"
+    return
+  fi
+  local hint
+  case "$(uname -s)" in
+    Darwin) hint="brew install --cask chromium, then export MMLAB_CHROMIUM=/Applications/Chromium.app/Contents/MacOS/Chromium" ;;
+    *) hint="$(sudo_prefix)apt-get install chromium (or set MMLAB_CHROMIUM to a Chromium or Chrome binary)" ;;
+  esac
+  need_tool "the browser tests need it" "$hint" chromium chromium chromium-browser google-chrome google-chrome-stable
+}
+
+action=${1:-}
+case "$action" in
+  course | test | bench) shift ;;
+  -h | --help) usage 0 ;;
+  *) usage 2 ;;
+esac
+
+cd "$(dirname "$0")"
+ensure_venv
+ensure_mmlab
+need_dot
+
+case "$action" in
+  course)
+    exec .venv/bin/mmlab lab "$@"
+    ;;
+  test)
+    need_chromium
+    say "ruff check"
+    .venv/bin/ruff check .
+    say "pytest"
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  bench)
+    shopt -s nullglob
+    benchmarks=(benchmarks/*.py)
+    [ ${#benchmarks[@]} -gt 0 ] || { say "there are no benchmarks yet (benchmarks/*.py)"; exit 0; }
+    for benchmark in "${benchmarks[@]}"; do
+      say "$benchmark"
+      .venv/bin/python "$benchmark"
+    done
+    ;;
+esac

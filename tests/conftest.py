@@ -1,0 +1,40 @@
+"""Set-up shared by every test.
+
+- Jupyter and IPython keep their per-user files (kernel connection files, history) in the
+  project's ``.jupyter/`` folder rather than the home directory, as ``mmlab lab`` does.
+- A test marked ``live`` or ``browser`` is skipped, with the reason, on a machine that
+  lacks what it needs (the same findings ``mmlab doctor`` shows). Under ``CI=true`` a
+  missing browser prerequisite fails the test instead, so CI cannot pass by skipping it.
+"""
+
+import functools
+import os
+
+import pytest
+
+from mmlab import doctor
+from mmlab.jupyter import jupyter_home, with_jupyter_home
+
+MARKER_NEEDS = {"live": doctor.LIVE_LAB_NEEDS, "browser": doctor.BROWSER_TESTS_NEED}
+REQUIRED_IN_CI = {"browser"}
+
+
+def pytest_configure(config):
+    os.environ.update(with_jupyter_home(os.environ, jupyter_home(config.rootpath)))
+
+
+@functools.cache
+def machine_findings():
+    return tuple(doctor.diagnose(doctor.gather()))
+
+
+def pytest_runtest_setup(item):
+    for marker, needs in MARKER_NEEDS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = doctor.unmet(machine_findings(), needs)
+        if reason is None:
+            continue
+        if marker in REQUIRED_IN_CI and os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run this {marker} test, but {reason}", pytrace=False)
+        pytest.skip(f"{marker} test on a machine without it: {reason}")

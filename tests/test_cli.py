@@ -1,0 +1,367 @@
+"""The ``mmlab`` command line: the subcommand table, ``mmlab lab`` and ``mmlab doctor``,
+and the usage errors of ``setup.sh``. Nothing here starts a server or needs the network."""
+
+import dataclasses
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmlab import cli, doctor, jupyter
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+# --- the subcommand table ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_subcommand_module_defines_configure_and_run(name):
+    module = importlib.import_module(cli.COMMANDS[name][0])
+    assert callable(module.configure) and callable(module.run)
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for name, (_, summary) in cli.COMMANDS.items():
+        assert name in out and summary.split()[0] in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "complaint"),
+    [
+        ([], "usage: mmlab", "required"),
+        (["frobnicate"], "usage: mmlab", "invalid choice: 'frobnicate'"),
+        (["--frobnicate"], "usage: mmlab", "required"),
+        (["lab", "--frobnicate"], "usage: mmlab lab", "unrecognized arguments: --frobnicate"),
+        (["lab", "--port", "http"], "usage: mmlab lab", "not a port number"),
+        (["lab", "--port", "70000"], "usage: mmlab lab", "not a port number"),
+        (["doctor", "--verbose"], "usage: mmlab doctor", "unrecognized arguments: --verbose"),
+    ],
+)
+def test_bad_input_prints_usage_and_exits_2(argv, usage, complaint, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage) and complaint in err
+
+
+def test_subcommand_modules_are_imported_only_when_run():
+    modules = sorted(module for module, _ in cli.COMMANDS.values())
+    probe = (
+        "import sys; from mmlab import cli; cli.build_parser(); "
+        f"print([m for m in {modules!r} if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_python_dash_m_mmlab_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "mmlab", "doctor"], capture_output=True, text=True)
+    assert result.returncode in (0, 1), result.stderr
+    assert "Live lab" in result.stdout
+
+
+# --- mmlab lab --------------------------------------------------------------------------
+
+
+def test_lab_command_serves_the_course_folder_with_this_python():
+    command = jupyter.lab_command(Path("/srv/mmlab/course"), python="/venv/bin/python", euid=1000)
+    assert command == ["/venv/bin/python", "-m", "jupyterlab", "--ServerApp.root_dir=/srv/mmlab/course"]
+
+
+def test_lab_command_allows_root_only_for_root():
+    as_root = jupyter.lab_command(Path("/c"), python="py", euid=0)
+    as_user = jupyter.lab_command(Path("/c"), python="py", euid=1000)
+    assert "--allow-root" in as_root
+    assert "--allow-root" not in as_user
+
+
+def test_lab_command_options_with_extra_arguments_last():
+    command = jupyter.lab_command(
+        Path("/c"), python="py", euid=1000, port=9999, open_browser=False, extra=["--debug", "x.ipynb"]
+    )
+    assert {"--no-browser", "--port=9999"} <= set(command)
+    assert command[-2:] == ["--debug", "x.ipynb"]
+
+
+class Exec(Exception):
+    """Raised by a stand-in for os.execve, carrying what would have been run."""
+
+
+@pytest.fixture
+def exec_calls(monkeypatch):
+    def fake_execve(path, argv, env):
+        raise Exec(path, argv, env)
+
+    monkeypatch.setattr(os, "execve", fake_execve)
+
+
+@pytest.mark.parametrize(("euid", "allow_root"), [(0, True), (1000, False)])
+def test_mmlab_lab_hands_over_to_jupyterlab(euid, allow_root, exec_calls, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.delenv("JUPYTER_CONFIG_DIR", raising=False)
+    with pytest.raises(Exec) as handed_over:
+        cli.main(["lab", "--no-browser", "--port", "8123", "--", "--ServerApp.token=t"])
+    path, argv, env = handed_over.value.args
+    assert path == argv[0] == sys.executable
+    assert argv[1:3] == ["-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={PROJECT / 'course'}" in argv
+    assert ("--allow-root" in argv) is allow_root
+    assert {"--no-browser", "--port=8123"} <= set(argv)
+    assert argv[-1] == "--ServerApp.token=t"
+    assert Path(env["JUPYTER_CONFIG_DIR"]).is_relative_to(PROJECT)
+
+
+def test_mmlab_lab_without_jupyterlab_says_how_to_install_it(exec_calls, monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "jupyterlab" else real_find_spec(name, *a),
+    )
+    assert cli.main(["lab"]) == 1
+    err = capsys.readouterr().err
+    assert "JupyterLab is not installed" in err
+    assert "./setup.sh course" in err
+    assert f"{sys.executable} -m pip install 'jupyterlab" in err
+
+
+def test_mmlab_lab_with_a_missing_course_folder_says_so(exec_calls, tmp_path, capsys):
+    assert cli.main(["lab", "--dir", str(tmp_path / "nowhere")]) == 1
+    assert "no course folder" in capsys.readouterr().err
+
+
+def test_jupyter_home_keeps_what_the_user_chose(tmp_path):
+    env = jupyter.with_jupyter_home({"IPYTHONDIR": "/mine", "PATH": "/bin"}, tmp_path)
+    assert env["IPYTHONDIR"] == "/mine"
+    assert env["PATH"] == "/bin"
+    assert Path(env["JUPYTER_CONFIG_DIR"]).parent == tmp_path
+    assert Path(env["JUPYTER_DATA_DIR"]).parent == tmp_path
+
+
+# --- mmlab doctor: against this machine, with and without dot -----------------------------
+
+
+def write_executable(path: Path, script: str) -> Path:
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def bare_path(tmp_path, monkeypatch):
+    """A PATH holding one empty folder, where a test can put stand-in tools."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("MMLAB_CHROMIUM", raising=False)
+    return bin_dir
+
+
+def doctor_screen(capsys) -> tuple[int, list[str]]:
+    status = cli.main(["doctor"])
+    return status, capsys.readouterr().out.splitlines()
+
+
+def test_doctor_with_dot_on_path(bare_path, capsys):
+    write_executable(bare_path / "dot", 'echo "dot - graphviz version 9.8.7 (20990101.0000)" >&2\n')
+    _, lines = doctor_screen(capsys)
+    assert f"  ok    dot (Graphviz): 9.8.7 ({bare_path / 'dot'})" in lines
+
+
+def test_doctor_without_dot_says_what_to_install_and_still_passes_the_course(bare_path, capsys):
+    write_executable(bare_path / "dot", 'echo "dot - graphviz version 9.8.7" >&2\n')
+    status_with_dot, _ = doctor_screen(capsys)
+    (bare_path / "dot").unlink()
+
+    status, lines = doctor_screen(capsys)
+    dot_line = next(i for i, line in enumerate(lines) if "dot (Graphviz)" in line)
+    assert lines[dot_line].startswith("  TODO  dot (Graphviz): not on PATH")
+    assert "install graphviz" in lines[dot_line + 1]
+    assert status == status_with_dot  # dot is optional: its absence alone never fails the doctor
+
+
+def test_doctor_with_a_broken_dot(bare_path, capsys):
+    write_executable(bare_path / "dot", "exit 1\n")
+    _, lines = doctor_screen(capsys)
+    assert any(line.startswith("  TODO  dot (Graphviz):") and "does not run" in line for line in lines)
+
+
+def test_doctor_reports_every_section_and_the_kernel(bare_path, capsys):
+    _, lines = doctor_screen(capsys)
+    text = "\n".join(lines)
+    assert "Course" in lines
+    assert "Tests (./setup.sh test)" in lines
+    assert f"Live lab (this kernel: Linux {os.uname().release})" in lines
+    assert f"Python: {'.'.join(map(str, sys.version_info[:3]))}" in text
+
+
+def test_find_chromium_honours_mmlab_chromium(bare_path, tmp_path, monkeypatch):
+    assert doctor.find_chromium() is None
+    write_executable(bare_path / "chromium-browser", "")
+    assert doctor.find_chromium() == str(bare_path / "chromium-browser")
+    browser = write_executable(tmp_path / "my-chrome", "")
+    monkeypatch.setenv("MMLAB_CHROMIUM", str(browser))
+    assert doctor.find_chromium() == str(browser)
+    monkeypatch.setenv("MMLAB_CHROMIUM", str(tmp_path / "missing"))
+    assert doctor.find_chromium() is None
+
+
+# --- mmlab doctor: the judgement, on made-up machines ------------------------------------
+
+
+HEALTHY = doctor.Facts(
+    python=(3, 12, 1),
+    executable="/p/.venv/bin/python",
+    platform="linux",
+    kernel="6.11.0",
+    euid=0,
+    in_conda=False,
+    mmlab_version="0.1.0",
+    requirements=("jupyterlab<5,>=4", 'pytest>=8; extra == "test"', 'sphinx; extra == "docs"'),
+    installed={"jupyterlab": "4.2.0", "pytest": "8.1.0"},
+    dot="/usr/bin/dot",
+    dot_version="2.42.2",
+    thp="always [madvise] never\n",
+    chromium="/usr/bin/chromium",
+    course_dir=PROJECT / "course",
+)
+
+
+def facts(**changes) -> doctor.Facts:
+    return dataclasses.replace(HEALTHY, **changes)
+
+
+def finding(findings, name) -> doctor.Finding:
+    return next(f for f in findings if f.name == name)
+
+
+def test_a_healthy_machine_has_nothing_to_do():
+    findings = doctor.diagnose(facts())
+    assert all(f.ok for f in findings), [f for f in findings if not f.ok]
+    screen = doctor.render(findings, "6.11.0")
+    assert "TODO" not in screen and "->" not in screen
+    assert screen.splitlines()[-1].startswith("Everything is ready")
+
+
+def test_requirements_are_checked_against_installed_versions():
+    findings = doctor.diagnose(facts(installed={"jupyterlab": "3.6.0"}))
+    lab = finding(findings, "jupyterlab")
+    assert (lab.section, lab.ok, lab.blocking) == ("Course", False, True)
+    assert "3.6.0" in lab.detail and ">=4" in lab.detail
+    assert lab.advice == "/p/.venv/bin/python -m pip install 'jupyterlab<5,>=4'"
+    pytest_ = finding(findings, "pytest")
+    assert (pytest_.section, pytest_.ok, pytest_.blocking) == ("Tests", False, False)
+    assert pytest_.detail == "not installed"
+    assert not any(f.name == "sphinx" for f in findings)  # an extra the doctor does not cover
+
+
+def test_distribution_names_are_matched_in_normal_form():
+    findings = doctor.diagnose(facts(requirements=("Jupyter_LSP>=2",), installed={"jupyter-lsp": "2.2.0"}))
+    assert finding(findings, "Jupyter_LSP").ok
+
+
+def test_mmlab_not_installed_blocks_the_course():
+    findings = doctor.diagnose(facts(mmlab_version=None, requirements=()))
+    mmlab = finding(findings, "mmlab")
+    assert not mmlab.ok and mmlab.blocking
+    assert "./setup.sh course" in mmlab.advice
+    screen = doctor.render(findings, "6.11.0")
+    verdict = screen.splitlines()[-1]
+    assert "cannot start" in verdict and "./setup.sh course" in verdict
+
+
+def test_old_python_blocks_the_course():
+    python = finding(doctor.diagnose(facts(python=(3, 9, 18))), "Python")
+    assert not python.ok and python.blocking and "3.10" in python.advice
+
+
+def test_missing_optional_things_leave_the_course_ready():
+    findings = doctor.diagnose(facts(dot=None, dot_version=None, chromium=None, euid=1000))
+    assert {f.name for f in findings if not f.ok} == {"dot (Graphviz)", "chromium", "root"}
+    assert not any(f.blocking for f in findings if not f.ok)
+    screen = doctor.render(findings, "6.11.0")
+    verdict = screen.splitlines()[-1]
+    assert "course is ready" in verdict and "optional" in verdict
+    assert "-> sudo apt-get install graphviz" in screen  # not root, so through sudo
+    assert "-> sudo apt-get install chromium" in screen
+
+
+@pytest.mark.parametrize(
+    ("platform", "in_conda", "euid", "command"),
+    [
+        ("linux", False, 0, "apt-get install graphviz"),
+        ("linux", False, 1000, "sudo apt-get install graphviz"),
+        ("darwin", False, 501, "brew install graphviz"),
+        ("darwin", True, 501, "conda install -c conda-forge graphviz"),
+        ("linux", True, 1000, "conda install -c conda-forge graphviz"),
+    ],
+)
+def test_install_hint_fits_the_platform(platform, in_conda, euid, command):
+    machine = facts(platform=platform, in_conda=in_conda, euid=euid, dot=None, dot_version=None)
+    assert finding(doctor.diagnose(machine), "dot (Graphviz)").advice == command
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "ok"),
+    [
+        ("always [madvise] never\n", "madvise", True),
+        ("[always] madvise never\n", "always", True),
+        ("always madvise [never]\n", "never", False),
+    ],
+)
+def test_transparent_hugepage_modes(text, mode, ok):
+    assert doctor.parse_thp_mode(text) == mode
+    thp = finding(doctor.diagnose(facts(thp=text)), "transparent hugepages")
+    assert thp.ok is ok and not thp.blocking
+    assert thp.detail.startswith(mode)
+
+
+@pytest.mark.parametrize(
+    ("platform", "why"), [("linux", "this kernel has none"), ("darwin", "this is not Linux")]
+)
+def test_no_transparent_hugepages_at_all(platform, why):
+    thp = finding(doctor.diagnose(facts(thp=None, platform=platform)), "transparent hugepages")
+    assert not thp.ok and why in thp.detail
+
+
+def test_dot_version_is_read_from_dot_dash_capital_v():
+    assert doctor.parse_dot_version("dot - graphviz version 2.43.0 (0)\n") == "2.43.0"
+    assert doctor.parse_dot_version("dot: command failed\n") is None
+
+
+def test_unmet_names_what_is_missing_for_a_kind_of_test():
+    findings = doctor.diagnose(facts(euid=1000))
+    assert doctor.unmet(findings, doctor.BROWSER_TESTS_NEED) is None
+    assert doctor.unmet(findings, doctor.LIVE_LAB_NEEDS) == "root: running as user id 1000"
+
+
+@pytest.mark.parametrize(("changes", "status"), [({}, 0), ({"dot": None}, 0), ({"mmlab_version": None}, 1)])
+def test_doctor_exit_status_follows_the_course_prerequisites(changes, status, monkeypatch, capsys):
+    monkeypatch.setattr(doctor, "gather", lambda: facts(**changes))
+    assert cli.main(["doctor"]) == status
+    assert capsys.readouterr().out.startswith("mmlab doctor:")
+
+
+# --- setup.sh ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["--help-me"]])
+def test_setup_sh_rejects_an_unknown_command_with_usage(argv):
+    result = subprocess.run(["bash", str(PROJECT / "setup.sh"), *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage: ./setup.sh course" in result.stderr
+    assert "./setup.sh test" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["setup.sh", ".ci/run"])
+def test_shell_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(PROJECT / script)], check=True)
