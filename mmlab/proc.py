@@ -127,7 +127,9 @@ def slot_char(pages: list[PageInfo]) -> str:
         return "s"
     if len(thp) != len(present):
         return "x"
-    whole = len(present) == len(pages) and len({p.pfn // HPAGE_PMD_NR for p in present if p.pfn is not None}) <= 1
+    whole = (
+        len(present) == len(pages) and len({p.pfn // HPAGE_PMD_NR for p in present if p.pfn is not None}) <= 1
+    )
     return "T" if whole else "t"
 
 
