@@ -56,7 +56,8 @@ class Facts:
     dot_version: str | None  # from `dot -V`; None when dot is absent or does not run
     thp: str | None  # the text of THP_ENABLED; None when it cannot be read
     chromium: str | None  # path of a Chromium-compatible browser
-    course_dir: Path
+    course_dir: Path  # where mmlab lab looks for the notebooks
+    course_found: bool  # whether that folder exists
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def gather() -> Facts:
         thp=_read(THP_ENABLED),
         chromium=find_chromium(),
         course_dir=COURSE_DIR,
+        course_found=COURSE_DIR.is_dir(),
     )
 
 
@@ -209,8 +211,8 @@ def diagnose_course_dir(facts: Facts) -> Finding:
     return Finding(
         COURSE,
         "course notebooks",
-        facts.course_dir.is_dir(),
-        str(facts.course_dir),
+        facts.course_found,
+        str(facts.course_dir) if facts.course_found else f"no folder {facts.course_dir}",
         "mmlab finds the course beside its source: install it from a clone (pip install -e .)",
         blocking=True,
     )

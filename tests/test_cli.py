@@ -104,20 +104,27 @@ def exec_calls(monkeypatch):
     monkeypatch.setattr(os, "execve", fake_execve)
 
 
+def test_mmlab_lab_opens_the_projects_course_folder_by_default():
+    parser, _ = cli.build_parser("lab")
+    assert parser.parse_args(["lab"]).dir == PROJECT / "course"
+
+
 @pytest.mark.parametrize(("euid", "allow_root"), [(0, True), (1000, False)])
-def test_mmlab_lab_hands_over_to_jupyterlab(euid, allow_root, exec_calls, monkeypatch):
+def test_mmlab_lab_hands_over_to_jupyterlab(euid, allow_root, exec_calls, tmp_path, monkeypatch):
+    course = tmp_path / "course"
+    course.mkdir()
     monkeypatch.setattr(os, "geteuid", lambda: euid)
     monkeypatch.delenv("JUPYTER_CONFIG_DIR", raising=False)
     with pytest.raises(Exec) as handed_over:
-        cli.main(["lab", "--no-browser", "--port", "8123", "--", "--ServerApp.token=t"])
+        cli.main(["lab", "--dir", str(course), "--no-browser", "--port", "8123", "--", "--ServerApp.token=t"])
     path, argv, env = handed_over.value.args
     assert path == argv[0] == sys.executable
     assert argv[1:3] == ["-m", "jupyterlab"]
-    assert f"--ServerApp.root_dir={PROJECT / 'course'}" in argv
+    assert f"--ServerApp.root_dir={course}" in argv
     assert ("--allow-root" in argv) is allow_root
     assert {"--no-browser", "--port=8123"} <= set(argv)
     assert argv[-1] == "--ServerApp.token=t"
-    assert Path(env["JUPYTER_CONFIG_DIR"]).is_relative_to(PROJECT)
+    assert Path(env["JUPYTER_CONFIG_DIR"]).is_relative_to(tmp_path)
 
 
 def test_mmlab_lab_without_jupyterlab_says_how_to_install_it(exec_calls, monkeypatch, capsys):
@@ -232,7 +239,8 @@ HEALTHY = doctor.Facts(
     dot_version="2.42.2",
     thp="always [madvise] never\n",
     chromium="/usr/bin/chromium",
-    course_dir=PROJECT / "course",
+    course_dir=Path("/p/course"),
+    course_found=True,
 )
 
 
@@ -277,6 +285,11 @@ def test_mmlab_not_installed_blocks_the_course():
     screen = doctor.render(findings, "6.11.0")
     verdict = screen.splitlines()[-1]
     assert "cannot start" in verdict and "./setup.sh course" in verdict
+
+
+def test_a_missing_course_folder_blocks_the_course():
+    course = finding(doctor.diagnose(facts(course_found=False)), "course notebooks")
+    assert not course.ok and course.blocking and "/p/course" in course.detail
 
 
 def test_old_python_blocks_the_course():
