@@ -1,5 +1,5 @@
-"""The ``mmlab`` command line: the subcommand table, ``mmlab lab`` and ``mmlab doctor``,
-and the usage errors of ``setup.sh``. Nothing here starts a server or needs the network."""
+"""The ``mmlab`` command line (the subcommand table, ``mmlab lab``, ``mmlab doctor``), the
+project's pytest plugin, and the usage errors of ``setup.sh``. Nothing here starts a server."""
 
 import dataclasses
 import importlib
@@ -378,3 +378,57 @@ def test_setup_sh_rejects_an_unknown_command_with_usage(argv):
 @pytest.mark.parametrize("script", ["setup.sh", ".ci/run"])
 def test_shell_scripts_parse(script):
     subprocess.run(["bash", "-n", str(PROJECT / script)], check=True)
+
+
+# --- the project's pytest plugin (mmlab.pytest_plugin) ---------------------------------------
+
+pytest_plugins = ["pytester"]
+
+MARKED_TESTS = """
+import os
+import pytest
+
+@pytest.mark.browser
+def test_in_a_browser():
+    pass
+
+@pytest.mark.live
+def test_on_this_kernel():
+    pass
+
+def test_jupyter_home():
+    assert os.environ["JUPYTER_CONFIG_DIR"].startswith(os.environ["EXPECTED_HOME"])
+"""
+
+
+@pytest.fixture
+def plugin_run(pytester, monkeypatch):
+    """Run MARKED_TESTS under the plugin, on a machine without Chromium, as an ordinary user."""
+    from mmlab import pytest_plugin
+
+    machine = facts(chromium=None, euid=1000)
+    monkeypatch.setattr(pytest_plugin, "machine_findings", lambda: tuple(doctor.diagnose(machine)))
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EXPECTED_HOME", str(pytester.path / ".jupyter"))
+    pytester.makepyfile(test_marked=MARKED_TESTS)
+    pytester.makeini("[pytest]\nmarkers =\n  browser: b\n  live: l\n")
+    return lambda: pytester.runpytest_inprocess("-p", "mmlab.pytest_plugin", "-rs")
+
+
+def test_plugin_skips_tests_whose_prerequisites_are_missing(plugin_run):
+    result = plugin_run()
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*browser test on a machine without it: chromium: not found*",
+            "*live test*root: running as user id 1000*",
+        ]
+    )
+
+
+def test_plugin_under_ci_fails_browser_tests_it_cannot_run(plugin_run, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    result = plugin_run()
+    result.assert_outcomes(passed=1, skipped=1, errors=1)
+    result.stdout.fnmatch_lines(["*CI must run this browser test, but chromium: not found*"])

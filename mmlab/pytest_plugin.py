@@ -1,7 +1,9 @@
-"""Set-up shared by every test.
+"""The project's pytest policies, loaded for every pytest run in this project (``-p
+mmlab.pytest_plugin`` in pyproject.toml), whatever paths it is given.
 
 - Jupyter and IPython keep their per-user files (kernel connection files, history) in the
-  project's ``.jupyter/`` folder rather than the home directory, as ``mmlab lab`` does.
+  project's ``.jupyter/`` folder rather than the home directory, as ``mmlab lab`` does: the
+  notebook kernels nbval starts would otherwise write under ``~``.
 - A test marked ``live`` or ``browser`` is skipped, with the reason, on a machine that
   lacks what it needs (the same findings ``mmlab doctor`` shows). Under ``CI=true`` a
   missing browser prerequisite fails the test instead, so CI cannot pass by skipping it.
@@ -12,8 +14,8 @@ import os
 
 import pytest
 
-from mmlab import doctor
-from mmlab.jupyter import jupyter_home, with_jupyter_home
+from . import doctor
+from .jupyter import jupyter_home, with_jupyter_home
 
 MARKER_NEEDS = {"live": doctor.LIVE_LAB_NEEDS, "browser": doctor.BROWSER_TESTS_NEED}
 REQUIRED_IN_CI = {"browser"}
