@@ -27,3 +27,9 @@ from . import uapi
 from .uapi import *  # noqa: F403
 
 __all__ = [name for name in dir(uapi) if not name.startswith("_")]
+
+from .kernels import PROFILES, modelled_source, profile_diff  # noqa: E402
+from .machine import Machine, Process  # noqa: E402
+from .memory import SegmentationFault  # noqa: E402
+
+__all__ += ["Machine", "Process", "PROFILES", "SegmentationFault", "modelled_source", "profile_diff"]

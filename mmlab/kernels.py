@@ -1,0 +1,178 @@
+"""Kernel profiles: the behaviour that changed between the releases the course compares.
+
+Each profile is a set of switches; each switch is read in exactly one kind of place in the
+model (``if kernel.<switch>:``) and carries the upstream change that flipped it. Because
+the switches are plain ``if`` statements, ``modelled_source()`` can show any model function
+as one profile runs it, and ``profile_diff()`` can show what a release changed.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+import re
+import textwrap
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Change:
+    """An upstream change: its title and where to find it (commit hash or Message-ID)."""
+
+    title: str
+    ref: str
+    note: str = ""
+
+    def __str__(self):
+        return f'"{self.title}" ({self.ref})' + (f"; {self.note}" if self.note else "")
+
+
+# The switches, each with the change that turned it on (or, for the last, off).
+CHANGES = {
+    "split_pmd_before_walk": Change(
+        "mm/rmap: integrate PMD-mapped folio splitting into pagewalk loop",
+        "29e847d2ade3cdff36afe095fdbeb9b5f71a197a",
+        "this commit removed the up-front split_huge_pmd_address() call; true means before it",
+    ),
+    "v6_mlock_restore_pmd": Change(
+        "[PATCH v6 2/3] mm/rmap: integrate PMD-mapped folio splitting into pagewalk loop",
+        "Message-Id 20240521040244.48760-3",
+        "the extra mlock-restore condition under review; dropped in v7 (20240610120209.66311-1)",
+    ),
+    "pmd_lazyfree_discard": Change(
+        "mm/vmscan: avoid split lazyfree THP during shrink_folio_list()",
+        "735ecdfaf4e802209caf34b7ac45adf448c54ccc",
+        "removed again by the Nov 2026 stable fix 'mm/rmap: don't discard lazyfree THPs at PMD "
+        "level' (stable 6.12.117, 7.3.2; mainline hash unverified)",
+    ),
+    "pmd_lazyfree_no_split": Change(
+        "mm: avoid splitting pmd for lazyfree pmd-mapped THP in try_to_unmap",
+        "Message-Id 20250214093015.51024-5 (merged 6.15; mainline hash ea5273c381ab unverified)",
+    ),
+    "swapbacked_only_if_dirty": Change(
+        "mm: set folio swapbacked iff folios are dirty in try_to_unmap_one",
+        "Message-Id 20250214093015.51024-2 (merged 6.15)",
+    ),
+    "batched_lazyfree_unmap": Change(
+        "mm: support batched unmap for lazyfree large folios during reclamation",
+        "354dffd29575 (merged 6.15)",
+    ),
+    "mlock_large_in_ttu": Change(
+        "mm/rmap: mlock large folios in try_to_unmap_one()",
+        "Kiryl Shutsemau, 'mm: Improve mlock tracking for large folios', PATCHv3 23 Sep 2025 (in 6.18)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One kernel release as the model runs it. Every field is a switch named in CHANGES."""
+
+    name: str
+    summary: str
+    split_pmd_before_walk: bool = False
+    v6_mlock_restore_pmd: bool = False
+    pmd_lazyfree_discard: bool = False
+    pmd_lazyfree_no_split: bool = False
+    swapbacked_only_if_dirty: bool = False
+    batched_lazyfree_unmap: bool = False
+    mlock_large_in_ttu: bool = False
+
+    def __repr__(self):
+        return f"<kernel profile {self.name}>"
+
+    def switches(self) -> dict[str, bool]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in CHANGES}
+
+
+_6_10 = Profile("6.10", "before the series: reclaim splits a PMD-mapped THP before the rmap walk",
+                split_pmd_before_walk=True)
+_6_11 = Profile("6.11", "as merged: split inside the walk (restart); clean lazyfree THP discarded at PMD level",
+                pmd_lazyfree_discard=True)
+_6_11_v6 = replace(_6_11, name="6.11-v6",
+                   summary="the v6 posting: as 6.11, plus the extra mlock-restore condition under review",
+                   v6_mlock_restore_pmd=True)
+_6_15 = replace(_6_11, name="6.15",
+                summary="batched unmap of lazyfree large folios; a lazyfree PMD that cannot be discarded "
+                "aborts instead of splitting",
+                pmd_lazyfree_no_split=True, swapbacked_only_if_dirty=True, batched_lazyfree_unmap=True)
+_6_18 = replace(_6_15, name="6.18", summary="mlock tracking for large folios inside try_to_unmap_one",
+                mlock_large_in_ttu=True)
+_6_18_44 = replace(_6_18, name="6.18.44",
+                   summary="the 2026 stable fix: no PMD-level lazyfree discard (split, then batched PTE discard)",
+                   pmd_lazyfree_discard=False, pmd_lazyfree_no_split=False)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_6_10, _6_11_v6, _6_11, _6_15, _6_18, _6_18_44)}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown kernel profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def changes_between(a: str, b: str) -> list[tuple[str, bool, bool, Change]]:
+    """The switches that differ between two profiles: (switch, in a, in b, the change)."""
+    pa, pb = get_profile(a).switches(), get_profile(b).switches()
+    return [(k, pa[k], pb[k], CHANGES[k]) for k in pa if pa[k] != pb[k]]
+
+
+def _switch_test(test: ast.expr) -> tuple[str | None, bool]:
+    """If ``test`` is ``kernel.X`` or ``not kernel.X``, return (X, negated)."""
+    negated = False
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, negated = test.operand, True
+    if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name) and test.value.id == "kernel":
+        if test.attr in CHANGES:
+            return test.attr, negated
+    return None, False
+
+
+def _resolve_one(lines: list[str], profile: Profile) -> bool:
+    """Replace the first ``if kernel.X:`` block in ``lines`` by the branch the profile takes."""
+    tree = ast.parse("\n".join(lines))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.If):
+            continue
+        switch, negated = _switch_test(node.test)
+        if switch is None:
+            continue
+        header_end = node.test.end_lineno  # the line holding the colon
+        body = (header_end + 1, node.body[-1].end_lineno)
+        if getattr(profile, switch) != negated:
+            start, end = body
+        elif node.orelse:
+            else_line = next(i for i in range(node.orelse[0].lineno - 1, body[1], -1)
+                             if lines[i - 1].strip() == "else:")
+            start, end = else_line + 1, node.orelse[-1].end_lineno
+        else:
+            start, end = 1, 0
+        chosen = textwrap.dedent("\n".join(lines[start - 1:end])) if end >= start else ""
+        indent = lines[node.lineno - 1][: len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip())]
+        replacement = [indent + line if line else line for line in chosen.splitlines()]
+        lines[node.lineno - 1:(node.orelse[-1].end_lineno if node.orelse else body[1])] = replacement
+        return True
+    return False
+
+
+def modelled_source(func, profile: str | Profile) -> str:
+    """The source of a model function as ``profile`` runs it: every ``if kernel.X:`` is
+    replaced by the branch that profile takes."""
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    lines = textwrap.dedent(inspect.getsource(func)).splitlines()
+    while _resolve_one(lines, profile):
+        pass
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+
+
+def profile_diff(func, a: str, b: str) -> str:
+    """A unified diff of a model function between two profiles, headed by the changes."""
+    head = [f"# {switch}: {'on' if in_b else 'off'} in {b}, {'on' if in_a else 'off'} in {a}: {change}"
+            for switch, in_a, in_b, change in changes_between(a, b)]
+    diff = difflib.unified_diff(
+        modelled_source(func, a).splitlines(), modelled_source(func, b).splitlines(),
+        f"{func.__name__} ({a})", f"{func.__name__} ({b})", lineterm="", n=3,
+    )
+    return "\n".join(head + list(diff)) + "\n"

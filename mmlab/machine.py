@@ -1,0 +1,202 @@
+"""Machine and Process: the syscall-shaped facade over the model (see mmlab/__init__.py).
+
+A Machine is one simulated computer running one kernel profile: physical memory, the LRU,
+/proc/vmstat, and its processes. A Process offers the system calls a learner would make.
+Each call runs with the Machine as the kernel's global state (mmlab.state).
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from . import gup, madvise, memory, mlock, mmap, proc
+from .kernels import get_profile
+from .mm_types import Folio, MmStruct
+from .page_flags import PG
+from .rmap import anon_vma_fork
+from .state import running
+from .swap import LRU_LISTS
+from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE
+
+THP_MODES = ("always", "madvise", "never")
+
+
+def syscall(method):
+    """Run a Process method with its Machine as the running kernel; refuse after exit."""
+
+    @wraps(method)
+    def call(self, *args, **kwargs):
+        if self.exited:
+            raise ProcessLookupError(f"process {self.pid} has exited; spawn() or fork() a new one")
+        with running(self.machine):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+class Machine:
+    """A simulated machine running one kernel profile (mmlab.PROFILES)."""
+
+    def __init__(self, kernel: str = "6.18.44", *, thp: str = "madvise", use_zero_page: bool = True,
+                 trace: bool = True):
+        if thp not in THP_MODES:
+            raise ValueError(f"thp must be one of {THP_MODES}, not {thp!r}")
+        self.kernel = get_profile(kernel)
+        self.thp = thp
+        self.use_zero_page = use_zero_page
+        self.tracing = trace
+        self.trace = []
+        self.vmstat = dict.fromkeys(proc.VMSTAT_FIELDS, 0)
+        self.lru = {name: {} for name in LRU_LISTS}
+        self.folios: dict[int, Folio] = {}
+        self.deferred_split_queue: dict[Folio, None] = {}
+        self.next_pfn = 0x100000
+        self.zero_folio = Folio(pfn=0, order=0, flags=PG.zero | PG.uptodate)
+        self.huge_zero_folio = None
+        self.next_anon_vma_id = 0
+        self.processes: list[Process] = []
+        self._next_pid = 1000
+
+    def __repr__(self):
+        live = sum(not p.exited for p in self.processes)
+        return f"<Machine kernel={self.kernel.name} processes={live} folios={len(self.folios)}>"
+
+    def spawn(self) -> Process:
+        """A new process with an empty address space."""
+        return Process(self)
+
+    def reclaim(self) -> int:
+        """Memory pressure: one pass of LRU reclaim over the inactive lists (pages freed).
+        Model only: the live lab never puts the host under pressure."""
+        from .vmscan import shrink_inactive_lists
+
+        with running(self):
+            return shrink_inactive_lists()
+
+    def clear_trace(self) -> None:
+        self.trace.clear()
+
+
+class Process:
+    """A process: its mm and the system calls that act on it."""
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+        self.pid = machine._next_pid
+        machine._next_pid += 1
+        self.mm = MmStruct(id=self.pid, owner=self)
+        self.exited = False
+        machine.processes.append(self)
+
+    def __repr__(self):
+        return f"<Process {self.pid}{' (exited)' if self.exited else ''} vmas={len(self.mm.vmas)}>"
+
+    @syscall
+    def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE) -> int:
+        """Private anonymous mapping, 2 MiB aligned; returns its address."""
+        return mmap.do_mmap(self.mm, length, prot)
+
+    @syscall
+    def munmap(self, addr: int, length: int) -> None:
+        mmap.do_munmap(self.mm, addr, length)
+
+    @syscall
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        mmap.do_mprotect(self.mm, addr, length, prot)
+
+    @syscall
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        madvise.do_madvise(self.mm, addr, length, advice)
+
+    @syscall
+    def mlock(self, addr: int, length: int) -> None:
+        mlock.do_mlock(self.mm, addr, length, 0)
+
+    @syscall
+    def mlock2(self, addr: int, length: int, flags: int = 0) -> None:
+        mlock.do_mlock(self.mm, addr, length, flags)
+
+    @syscall
+    def munlock(self, addr: int, length: int) -> None:
+        mlock.do_munlock(self.mm, addr, length)
+
+    @syscall
+    def write(self, addr: int, length: int = PAGE_SIZE, value: int = 1) -> None:
+        """Store ``value`` (0-255) in every byte of the pages covering [addr, addr + length)."""
+        if not 0 <= value <= 255:
+            raise ValueError("value is one byte: 0 to 255")
+        start = addr & ~(PAGE_SIZE - 1)
+        end = addr + max(length, 1)
+        while start < end:
+            vma = memory.check_access(self.mm, start)
+            hi = min(end, vma.vm_end)
+            memory.write_range(vma, start, -(-hi // PAGE_SIZE) * PAGE_SIZE, value)
+            start = -(-hi // PAGE_SIZE) * PAGE_SIZE
+
+    @syscall
+    def read(self, addr: int) -> int:
+        """Load the byte at ``addr``: 0 for memory never written or discarded by reclaim."""
+        return memory.read_byte(memory.check_access(self.mm, addr), addr)
+
+    @syscall
+    def pin(self, addr: int, length: int = PAGE_SIZE) -> Pin:
+        """pin_user_pages(): hold the pages with extra references until ``release()``."""
+        start = addr & ~(PAGE_SIZE - 1)
+        end = -(-(addr + length) // PAGE_SIZE) * PAGE_SIZE
+        mlock.check_range_mapped(self.mm, start, end)
+        return Pin(self, gup.pin_user_pages(self.mm, start, end))
+
+    @syscall
+    def fork(self) -> Process:
+        """A child sharing every anonymous page copy-on-write. VM_LOCKED is not inherited."""
+        from .mm_types import VM_LOCKED_MASK, VmAreaStruct
+
+        child = Process(self.machine)
+        for vma in self.mm.vmas:
+            new = VmAreaStruct(child.mm, vma.vm_start, vma.vm_end, vma.vm_flags & ~VM_LOCKED_MASK, vma.vm_pgoff)
+            child.mm.vmas.append(new)
+            anon_vma_fork(new, vma)
+            memory.copy_page_range(new, vma)
+        return child
+
+    @syscall
+    def exit(self) -> None:
+        """Tear down the address space; folios no one else maps are freed."""
+        from .rmap import unlink_anon_vmas
+
+        for vma in list(self.mm.vmas):
+            memory.unmap_vma_range(vma, vma.vm_start, vma.vm_end)
+            unlink_anon_vmas(vma)
+        self.mm.vmas.clear()
+        memory.free_pgtables(self.mm)
+        self.exited = True
+
+    @syscall
+    def smaps(self) -> proc.Smaps:
+        return proc.smaps_of(self.mm)
+
+    @syscall
+    def pagemap(self, addr: int, length: int) -> list[proc.PageInfo]:
+        return proc.pagemap_of(self.mm, addr & ~(PAGE_SIZE - 1), length)
+
+    def thp_map(self, addr: int, length: int) -> str:
+        """One character per 2 MiB slot (uapi.SLOT_LEGEND)."""
+        start = addr & ~(HPAGE_PMD_SIZE - 1)
+        return proc.thp_map(self.pagemap(start, length), start, length)
+
+
+class Pin:
+    """Pages held by pin_user_pages(), until released."""
+
+    def __init__(self, process: Process, pinned: list):
+        self.process = process
+        self._pinned = pinned
+
+    def release(self) -> None:
+        if not self._pinned:
+            raise ValueError("this pin was already released")
+        with running(self.process.machine):
+            for folio, refs in self._pinned:
+                gup.unpin_folio(folio, refs)
+        self._pinned = []
+

@@ -1,0 +1,208 @@
+"""madvise() (~ mm/madvise.c): MADV_FREE, MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT and
+MADV_(NO)HUGEPAGE, with the errors Linux gives.
+
+MADV_FREE, MADV_DONTNEED, MADV_COLD and MADV_PAGEOUT refuse a VM_LOCKED VMA with EINVAL:
+mlocked memory is neither freed lazily nor pushed out. Parts of the range that are not
+mapped give ENOMEM after the mapped parts were handled, as in the kernel.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, folio_mapcount
+from .page_alloc import folio_get, folio_put
+from .page_flags import PG, folio_clear_dirty, folio_test_dirty, folio_test_large, folio_test_unevictable
+from .pgtable import PmdHuge, pmd_index, pte_index
+from .state import trace
+from .uapi import (
+    ADVICE_NAMES,
+    HPAGE_PMD_SIZE,
+    MADV_COLD,
+    MADV_DONTNEED,
+    MADV_FREE,
+    MADV_HUGEPAGE,
+    MADV_NOHUGEPAGE,
+    MADV_NORMAL,
+    MADV_PAGEOUT,
+    PAGE_SIZE,
+)
+
+
+def do_madvise(mm, start: int, length: int, advice: int) -> None:
+    if advice not in ADVICE_NAMES:
+        raise OSError(errno.EINVAL, f"madvise: advice {advice} is not one the model knows")
+    if start % PAGE_SIZE:
+        raise OSError(errno.EINVAL, "madvise: start must be page aligned")
+    if length < 0:
+        raise OSError(errno.EINVAL, "madvise: negative length")
+    end = start + -(-length // PAGE_SIZE) * PAGE_SIZE
+    if end == start:
+        return
+    trace("do_madvise", f"{ADVICE_NAMES[advice]} {start:#x}-{end:#x}")
+    addr = start
+    unmapped = False
+    for vma in list(mm.vmas_in(start, end)):
+        if vma.vm_start > addr:
+            unmapped = True
+        lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
+        madvise_vma_behavior(vma, lo, hi, advice)
+        addr = hi
+    if unmapped or addr < end:
+        raise OSError(errno.ENOMEM, "madvise: part of the range is not mapped")
+
+
+def madvise_vma_behavior(vma, start: int, end: int, advice: int) -> None:
+    from .mmap import vma_modify_flags
+
+    if advice in (MADV_FREE, MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT) and vma.vm_flags & VM_LOCKED:
+        raise OSError(errno.EINVAL, f"{ADVICE_NAMES[advice]} on a VM_LOCKED range")
+    if advice == MADV_FREE:
+        madvise_free_single_vma(vma, start, end)
+    elif advice == MADV_DONTNEED:
+        from .memory import unmap_vma_range
+
+        unmap_vma_range(vma, start, end)
+    elif advice in (MADV_COLD, MADV_PAGEOUT):
+        madvise_cold_or_pageout(vma, start, end, pageout=advice == MADV_PAGEOUT)
+    elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_NORMAL):
+        flags = vma.vm_flags & ~(VM_HUGEPAGE | VM_NOHUGEPAGE)
+        flags |= {MADV_HUGEPAGE: VM_HUGEPAGE, MADV_NOHUGEPAGE: VM_NOHUGEPAGE, MADV_NORMAL: 0}[advice]
+        if flags != vma.vm_flags:
+            vma_modify_flags(vma, start, end, flags)
+
+
+def _pmd_ranges(start: int, end: int):
+    addr = start
+    while addr < end:
+        next_addr = min(end, (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE)
+        yield addr, next_addr
+        addr = next_addr
+
+
+def _folio_run(ptes, first: int, limit: int, folio, page: int) -> int:
+    """How many PTEs from ``first`` (at most ``limit``) map consecutive pages of ``folio``."""
+    nr = 1
+    while nr < limit and ptes[first + nr] is not None and ptes[first + nr].folio is folio \
+            and ptes[first + nr].page == page + nr:
+        nr += 1
+    return nr
+
+
+def madvise_free_single_vma(vma, start: int, end: int) -> None:
+    """MADV_FREE: mark anon folios lazyfree: reclaim may drop them instead of swapping, unless
+    they are written again first. Large folios only partly in the range are split."""
+    from .huge_memory import folio_maybe_mapped_shared, madvise_free_huge_pmd, split_folio
+    from .swap import folio_mark_lazyfree
+
+    mm = vma.vm_mm
+    for addr, next_addr in _pmd_ranges(start, end):
+        entry = mm.pmds.get(pmd_index(addr))
+        if isinstance(entry, PmdHuge) and madvise_free_huge_pmd(vma, addr, next_addr):
+            continue
+        entry = mm.pmds.get(pmd_index(addr))
+        if entry is None or isinstance(entry, PmdHuge):
+            continue
+        ptes = entry.ptes
+        i, last = pte_index(addr), pte_index(next_addr - 1)
+        while i <= last:
+            pte = ptes[i]
+            if pte is None or pte.folio.flags & PG.zero:
+                i += 1
+                continue
+            folio = pte.folio
+            nr = 1
+            if folio_test_large(folio):
+                nr = _folio_run(ptes, i, last - i + 1, folio, pte.page)
+                if nr < folio.nr_pages:
+                    if folio_maybe_mapped_shared(folio):
+                        i += nr
+                        continue
+                    folio_get(folio)
+                    split = split_folio(folio)
+                    folio_put(folio)
+                    if not split:
+                        i += nr
+                    continue  # after a split, look at the same PTE again: it maps a small folio
+            if folio_maybe_mapped_shared(folio):
+                i += nr
+                continue
+            if folio_test_dirty(folio):
+                folio_clear_dirty(folio)
+            for pte in ptes[i:i + nr]:
+                pte.young = pte.dirty = False
+            folio_mark_lazyfree(folio)
+            i += nr
+
+
+def madvise_cold_or_pageout(vma, start: int, end: int, pageout: bool) -> None:
+    """MADV_COLD deactivates; MADV_PAGEOUT isolates and reclaims at once (reclaim_pages),
+    one PMD's worth of folios at a time. A THP only partly in the range is split first;
+    folios mapped by other processes too are skipped."""
+    from .huge_memory import folio_maybe_mapped_shared, split_folio
+    from .swap import folio_deactivate
+    from .vmscan import folio_isolate_lru, folio_putback_lru, reclaim_pages
+
+    mm = vma.vm_mm
+
+    def handle(folio, entries, folio_list):
+        if not pageout:
+            for e in entries:
+                e.young = False
+        folio.flags &= ~PG.referenced
+        if folio.flags & PG.active:
+            folio.flags |= PG.workingset
+        if pageout:
+            if folio_isolate_lru(folio):
+                if folio_test_unevictable(folio):
+                    folio_putback_lru(folio)
+                else:
+                    folio_list.append(folio)
+        else:
+            folio_deactivate(folio)
+
+    for addr, next_addr in _pmd_ranges(start, end):
+        folio_list = []
+        entry = mm.pmds.get(pmd_index(addr))
+        if isinstance(entry, PmdHuge):
+            folio = entry.folio
+            if folio.flags & PG.zero or folio_maybe_mapped_shared(folio):
+                continue
+            if next_addr - addr == HPAGE_PMD_SIZE:
+                handle(folio, [entry], folio_list)
+                if pageout:
+                    reclaim_pages(folio_list)
+                continue
+            folio_get(folio)
+            split_folio(folio)
+            folio_put(folio)
+            entry = mm.pmds.get(pmd_index(addr))
+        if entry is None or isinstance(entry, PmdHuge):
+            continue
+        ptes = entry.ptes
+        i, last = pte_index(addr), pte_index(next_addr - 1)
+        while i <= last:
+            pte = ptes[i]
+            if pte is None or pte.folio.flags & PG.zero:
+                i += 1
+                continue
+            folio = pte.folio
+            nr = 1
+            if folio_test_large(folio):
+                nr = _folio_run(ptes, i, last - i + 1, folio, pte.page)
+                if nr < folio.nr_pages:
+                    if folio_maybe_mapped_shared(folio):
+                        i += nr
+                        continue
+                    folio_get(folio)
+                    split = split_folio(folio)
+                    folio_put(folio)
+                    if not split:
+                        i += nr
+                    continue
+
+            if folio.flags & PG.lru and folio_mapcount(folio) == folio.nr_pages:
+                handle(folio, ptes[i:i + nr], folio_list)
+            i += nr
+        if pageout:
+            reclaim_pages(folio_list)

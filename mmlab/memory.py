@@ -1,0 +1,329 @@
+"""Faults, zapping, fork's page-table copy and copy-on-write (~ mm/memory.c).
+
+THP faults and everything done to a huge PMD are in huge_memory.py; this module decides
+when to go there. The transparent_hugepage mode is the Machine's (``madvise`` by default, as
+on this project's machines): a THP is faulted only in a VM_HUGEPAGE VMA that covers the
+whole 2 MiB.
+"""
+
+from __future__ import annotations
+
+from .mm_types import PG_ANON_NEW, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_WRITE
+from .page_alloc import folio_alloc, folio_get, folio_put, folio_put_refs
+from .page_flags import PG, folio_test_large
+from .pgtable import PmdHuge, Pte, PteTable, pmd_index, pte_index
+from .state import current, trace
+from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE
+
+
+class SegmentationFault(Exception):
+    """The access would raise SIGSEGV: no VMA there, or the VMA does not allow it."""
+
+
+def thp_vma_allowable(vma, address: int) -> bool:
+    """May a fault at ``address`` be served by a PMD-sized THP?"""
+    mode = current.machine.thp
+    if mode == "never" or vma.vm_flags & VM_NOHUGEPAGE:
+        return False
+    if mode == "madvise" and not vma.vm_flags & VM_HUGEPAGE:
+        return False
+    haddr = address & ~(HPAGE_PMD_SIZE - 1)
+    return vma.vm_start <= haddr and haddr + HPAGE_PMD_SIZE <= vma.vm_end
+
+
+def handle_mm_fault(vma, address: int, write: bool) -> None:
+    """Make ``address`` present (and writable, for a write) in ``vma``."""
+    from .huge_memory import do_huge_pmd_anonymous_page, do_huge_pmd_wp_page, touch_pmd
+
+    if not vma.vm_flags & (VM_WRITE if write else VM_READ):
+        raise SegmentationFault(f"{'write' if write else 'read'} at {address:#x} not allowed by {vma!r}")
+    current.machine.vmstat["pgfault"] += 1
+    mm = vma.vm_mm
+    index = pmd_index(address)
+    entry = mm.pmds.get(index)
+    if entry is None and thp_vma_allowable(vma, address):
+        if do_huge_pmd_anonymous_page(vma, address, write):
+            return
+        entry = mm.pmds.get(index)
+    if isinstance(entry, PmdHuge):
+        if write and not entry.write:
+            if do_huge_pmd_wp_page(vma, address, entry):
+                return
+        else:
+            touch_pmd(entry, write)
+            return
+        entry = mm.pmds.get(index)
+    if entry is None:
+        entry = mm.pmds[index] = PteTable()
+    pte = entry.ptes[pte_index(address)]
+    if pte is None:
+        do_anonymous_page(vma, address, entry, write)
+    elif write and not pte.write:
+        do_wp_page(vma, address, entry, pte)
+    else:
+        pte.young = True
+        pte.dirty |= write
+
+
+def folio_add_lru_vma(folio, vma) -> None:
+    """A new folio joins the LRU, or the unevictable list if its VMA is locked."""
+    from .mlock import mlock_new_folio
+    from .swap import folio_add_lru
+
+    if vma.vm_flags & VM_LOCKED:
+        mlock_new_folio(folio)
+    else:
+        folio_add_lru(folio)
+
+
+def alloc_anon_folio(vma, address: int, order: int):
+    """Allocate a zero-filled anon folio, give it its rmap and put it on the LRU."""
+    from .rmap import anon_vma_prepare, folio_add_new_anon_rmap
+
+    anon_vma_prepare(vma)
+    folio = folio_alloc(order, PG_ANON_NEW)
+    folio_add_new_anon_rmap(folio, vma, address & ~((PAGE_SIZE << order) - 1))
+    folio_add_lru_vma(folio, vma)
+    return folio
+
+
+def do_anonymous_page(vma, address: int, table: PteTable, write: bool) -> None:
+    """First touch of a page: a read maps the shared zero page, a write a new folio."""
+    i = pte_index(address)
+    if not write:
+        table.ptes[i] = Pte(current.machine.zero_folio, 0, write=False)
+        trace("do_anonymous_page", f"read fault at {address:#x}: map the zero page read-only")
+        return
+    folio = alloc_anon_folio(vma, address, 0)
+    table.ptes[i] = Pte(folio, 0, write=True, dirty=True)
+    vma.vm_mm.MM_ANONPAGES += 1
+    trace("do_anonymous_page", f"write fault at {address:#x}: new small folio", folio)
+
+
+def do_wp_page(vma, address: int, table: PteTable, pte: Pte) -> None:
+    """Write to a read-only PTE: reuse the page if this mm owns it exclusively, else copy it."""
+    folio = pte.folio
+    exclusive = not folio.flags & PG.zero and folio.anon_exclusive[pte.page]
+    if not exclusive and not folio.flags & PG.zero and not folio_test_large(folio) and folio._refcount == 1:
+        exclusive = True  # wp_can_reuse_anon_folio: the only reference is this mapping
+        folio.anon_exclusive[0] = 1
+    if exclusive:
+        pte.write = pte.dirty = pte.young = True
+        trace("do_wp_page", f"write to {address:#x}: page is exclusive to this mm, reuse it", folio)
+        return
+    wp_page_copy(vma, address, table, pte)
+
+
+def wp_page_copy(vma, address: int, table: PteTable, old: Pte) -> None:
+    """Copy-on-write: a new small folio with the old page's contents replaces the mapping."""
+    from .rmap import folio_remove_rmap_ptes
+
+    new = alloc_anon_folio(vma, address, 0)
+    new.data[0] = old.folio.data[old.page]
+    table.ptes[pte_index(address)] = Pte(new, 0, write=True, dirty=True)
+    old_folio = old.folio
+    if old_folio.flags & PG.zero:
+        vma.vm_mm.MM_ANONPAGES += 1
+        trace("wp_page_copy", f"write to the zero page at {address:#x}: new small folio", new)
+        return
+    folio_remove_rmap_ptes(old_folio, old.page, 1, vma)
+    folio_put(old_folio)
+    trace("wp_page_copy", f"write to a shared page at {address:#x}: copied into a new small folio", new)
+
+
+def populate_vma_page_range(vma, start: int, end: int, write: bool) -> None:
+    """What mlock() does after locking: fault in every page, and touch the ones present
+    (FOLL_TOUCH: a write-touch marks a PMD or page dirty, so lazyfree memory stops being
+    lazyfree)."""
+    from .huge_memory import touch_pmd
+    from .page_flags import folio_set_dirty
+
+    mm = vma.vm_mm
+    addr = start
+    while addr < end:
+        entry = mm.pmds.get(pmd_index(addr))
+        if isinstance(entry, PmdHuge) and (entry.write or not write):
+            touch_pmd(entry, write)
+            addr = (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE
+            continue
+        pte = entry.ptes[pte_index(addr)] if isinstance(entry, PteTable) else None
+        if pte is None or (write and not pte.write):
+            handle_mm_fault(vma, addr, write)
+        else:
+            pte.young = True
+            if write and not pte.dirty and not pte.folio.flags & (PG.dirty | PG.zero):
+                folio_set_dirty(pte.folio)
+        addr += PAGE_SIZE
+
+
+def change_protection(vma, start: int, end: int) -> None:
+    """Write-protect the present entries of [start, end) (mprotect without PROT_WRITE)."""
+    mm = vma.vm_mm
+    for index in range(pmd_index(start), pmd_index(end - 1) + 1):
+        entry = mm.pmds.get(index)
+        if isinstance(entry, PmdHuge):
+            entry.write = False
+        elif entry is not None:
+            lo = max(start, index * HPAGE_PMD_SIZE)
+            hi = min(end, (index + 1) * HPAGE_PMD_SIZE)
+            for i in range(pte_index(lo), pte_index(hi - 1) + 1):
+                if entry.ptes[i] is not None:
+                    entry.ptes[i].write = False
+
+
+# ---------------------------------------------------------------- zap
+
+
+def unmap_vma_range(vma, start: int, end: int) -> None:
+    """zap_page_range_single(): remove every mapping in [start, end) of one VMA (munmap,
+    MADV_DONTNEED, exit). A huge PMD only partly in the range is split first."""
+    from .huge_memory import __split_huge_pmd, zap_huge_pmd
+
+    mm = vma.vm_mm
+    addr = start
+    while addr < end:
+        index = pmd_index(addr)
+        next_pmd = min(end, (index + 1) * HPAGE_PMD_SIZE)
+        entry = mm.pmds.get(index)
+        if isinstance(entry, PmdHuge):
+            if next_pmd - addr == HPAGE_PMD_SIZE:
+                zap_huge_pmd(vma, addr, entry)
+                addr = next_pmd
+                continue
+            __split_huge_pmd(vma, addr)
+            entry = mm.pmds.get(index)
+        if entry is not None:
+            zap_pte_range(vma, entry, addr, next_pmd)
+            if entry.empty():
+                del mm.pmds[index]
+        addr = next_pmd
+
+
+def zap_pte_range(vma, table: PteTable, start: int, end: int) -> None:
+    """Clear the PTEs of [start, end) in one table, a run of one folio's pages at a time."""
+    from .rmap import folio_remove_rmap_ptes
+
+    ptes = table.ptes
+    i, last = pte_index(start), pte_index(end - 1)
+    while i <= last:
+        pte = ptes[i]
+        if pte is None:
+            i += 1
+            continue
+        folio, page, nr = pte.folio, pte.page, 1
+        while i + nr <= last and ptes[i + nr] is not None and ptes[i + nr].folio is folio \
+                and ptes[i + nr].page == page + nr:
+            nr += 1
+        if any(p.dirty for p in ptes[i:i + nr]) and not folio.flags & PG.zero:
+            folio.flags |= PG.dirty
+        ptes[i:i + nr] = [None] * nr
+        i += nr
+        if folio.flags & PG.zero:
+            continue
+        vma.vm_mm.MM_ANONPAGES -= nr
+        folio_remove_rmap_ptes(folio, page, nr, vma)
+        folio_put_refs(folio, nr)
+    trace("zap_pte_range", f"cleared PTEs {start:#x}-{end:#x}")
+
+
+def free_pgtables(mm) -> None:
+    """exit: drop whatever page tables are left (deposited ones included)."""
+    mm.pmds.clear()
+    mm.deposited.clear()
+
+
+# ---------------------------------------------------------------- fork
+
+
+def copy_page_range(dst_vma, src_vma) -> None:
+    """fork: share every mapped page with the child, write-protected on both sides (COW).
+    A page that might be pinned by DMA (GUP pin on an exclusive page) is copied at once."""
+    from .huge_memory import copy_huge_pmd
+
+    src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
+    for index in range(pmd_index(src_vma.vm_start), pmd_index(src_vma.vm_end - 1) + 1):
+        entry = src_mm.pmds.get(index)
+        if isinstance(entry, PmdHuge):
+            if copy_huge_pmd(dst_vma, src_vma, index, entry):
+                continue
+            entry = src_mm.pmds.get(index)
+        if entry is None:
+            continue
+        lo = max(src_vma.vm_start, index * HPAGE_PMD_SIZE)
+        hi = min(src_vma.vm_end, (index + 1) * HPAGE_PMD_SIZE)
+        dst = dst_mm.pmds.setdefault(index, PteTable())
+        for i in range(pte_index(lo), pte_index(hi - 1) + 1):
+            pte = entry.ptes[i]
+            if pte is not None:
+                dst.ptes[i] = copy_present_pte(dst_vma, src_vma, index * HPAGE_PMD_SIZE + i * PAGE_SIZE, pte)
+        if dst.empty():
+            del dst_mm.pmds[index]
+
+
+def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
+    from .mm_types import folio_maybe_dma_pinned
+    from .rmap import folio_add_anon_rmap_ptes
+
+    folio = pte.folio
+    if folio.flags & PG.zero:
+        return Pte(folio, 0, write=False, young=False)
+    if folio.anon_exclusive[pte.page] and folio_maybe_dma_pinned(folio):
+        copy = alloc_anon_folio(dst_vma, address, 0)
+        copy.data[0] = folio.data[pte.page]
+        dst_vma.vm_mm.MM_ANONPAGES += 1
+        trace("copy_present_page", f"pinned page at {address:#x}: the child gets its own copy now", copy)
+        return Pte(copy, 0, write=True, dirty=True)
+    folio.anon_exclusive[pte.page] = 0
+    folio_add_anon_rmap_ptes(folio, pte.page, 1, dst_vma, exclusive=False)
+    folio_get(folio)
+    dst_vma.vm_mm.MM_ANONPAGES += 1
+    pte.write = False
+    return Pte(folio, pte.page, write=False, dirty=pte.dirty, young=False)
+
+
+def read_byte(vma, address: int) -> int:
+    """Load from ``address``, faulting it in (read) if needed."""
+    if not vma.vm_flags & VM_READ:
+        raise SegmentationFault(f"read at {address:#x} not allowed by {vma!r}")
+    entry = vma.vm_mm.pmds.get(pmd_index(address))
+    if isinstance(entry, PmdHuge):
+        entry.young = True
+        return entry.folio.data[(address % HPAGE_PMD_SIZE) // PAGE_SIZE]
+    pte = entry.ptes[pte_index(address)] if entry is not None else None
+    if pte is None:
+        handle_mm_fault(vma, address, write=False)
+        return read_byte(vma, address)
+    pte.young = True
+    return pte.folio.data[pte.page]
+
+
+def write_range(vma, start: int, end: int, value: int) -> None:
+    """Store ``value`` in every page of [start, end), faulting pages in as needed. A store
+    sets the hardware dirty and accessed bits; no fault is taken for a present writable page."""
+    mm = vma.vm_mm
+    addr = start
+    while addr < end:
+        entry = mm.pmds.get(pmd_index(addr))
+        if isinstance(entry, PmdHuge) and entry.write:
+            hi = min(end, (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE)
+            first = (addr % HPAGE_PMD_SIZE) // PAGE_SIZE
+            n = (hi - addr) // PAGE_SIZE
+            entry.folio.data[first:first + n] = bytes([value]) * n
+            entry.dirty = entry.young = True
+            addr = hi
+            continue
+        pte = entry.ptes[pte_index(addr)] if isinstance(entry, PteTable) else None
+        if pte is None or not pte.write:
+            handle_mm_fault(vma, addr, write=True)
+            continue
+        pte.folio.data[pte.page] = value
+        pte.dirty = pte.young = True
+        addr += PAGE_SIZE
+
+
+def check_access(mm, address: int):
+    vma = mm.find_vma(address)
+    if vma is None:
+        raise SegmentationFault(f"no mapping at {address:#x}")
+    return vma
+

@@ -1,0 +1,195 @@
+"""The structures of include/linux/mm_types.h and rmap.h that the model needs:
+struct folio, vm_area_struct, mm_struct, anon_vma and anon_vma_chain.
+
+Fields keep the kernel's names and its conventions: ``_mapcount``, ``_large_mapcount`` and
+``_entire_mapcount`` start at -1 (the kernel stores "mappings - 1"); the ``folio_*`` helpers
+add the 1 back. Simplification: the per-CPU LRU and mlock batches are not modelled, so a
+folio reaches its LRU list at once (the kernel does this immediately for large folios only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .page_flags import PG
+from .uapi import PAGE_SHIFT
+
+# vm_area_struct->vm_flags (include/linux/mm.h)
+VM_READ = 0x1
+VM_WRITE = 0x2
+VM_LOCKED = 0x2000
+VM_HUGEPAGE = 0x20000000
+VM_NOHUGEPAGE = 0x40000000
+VM_LOCKONFAULT = 0x100000000
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
+
+# The flags a new anonymous folio starts with (folio_add_new_anon_rmap + __folio_set_swapbacked).
+PG_ANON_NEW = PG.anon | PG.swapbacked | PG.uptodate
+
+GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h: how a pin of a small folio is counted
+
+
+@dataclass(eq=False)
+class Folio:
+    """struct folio: one or more physically contiguous pages managed as a unit.
+
+    ``data`` holds one byte per page: the value every byte of that page holds, which is all
+    the model needs to tell kept data from discarded data.
+    """
+
+    pfn: int
+    order: int
+    flags: int = 0
+    _refcount: int = 1
+    _large_mapcount: int = -1
+    _entire_mapcount: int = -1
+    _nr_pages_mapped: int = 0  # pages mapped by at least one PTE
+    _pincount: int = 0
+    mlock_count: int = 0
+    lru: str | None = None  # name of the LRU list it is on; PG_lru says the same
+    anon_vma: AnonVma | None = None
+    index: int = 0  # page offset of the first page in its anon_vma's address space
+    deferred_split: bool = False  # on the deferred split queue
+    _mapcount: list[int] = field(default_factory=list)  # per page, -1 = unmapped
+    data: bytearray = field(default_factory=bytearray)
+    anon_exclusive: bytearray = field(default_factory=bytearray)  # PageAnonExclusive, per page
+
+    def __post_init__(self):
+        n = 1 << self.order
+        if not self._mapcount:
+            self._mapcount = [-1] * n
+        if not self.data:
+            self.data = bytearray(n)
+        if not self.anon_exclusive:
+            self.anon_exclusive = bytearray(n)
+
+    @property
+    def nr_pages(self) -> int:
+        return 1 << self.order
+
+    def __repr__(self):
+        from .page_flags import flag_names
+
+        kind = f"THP order {self.order}" if self.order else "small"
+        return (
+            f"<folio pfn={self.pfn:#x} {kind} ref={self._refcount} map={folio_mapcount(self)} "
+            f"{'|'.join(flag_names(self.flags))}>"
+        )
+
+
+def folio_nr_pages(folio: Folio) -> int:
+    return 1 << folio.order
+
+
+def folio_ref_count(folio: Folio) -> int:
+    return folio._refcount
+
+
+def folio_mapcount(folio: Folio) -> int:
+    """How many page-table entries map some part of the folio (a PMD counts once)."""
+    if folio.order == 0:
+        return folio._mapcount[0] + 1
+    return folio._large_mapcount + 1
+
+
+def folio_entire_mapcount(folio: Folio) -> int:
+    return folio._entire_mapcount + 1
+
+
+def folio_mapped(folio: Folio) -> bool:
+    return folio_mapcount(folio) > 0
+
+
+def folio_precise_page_mapcount(folio: Folio, page: int) -> int:
+    """What /proc/kpagecount reports for one page: its PTE mappings plus the PMD ones."""
+    return folio._mapcount[page] + 1 + folio_entire_mapcount(folio)
+
+
+def folio_maybe_dma_pinned(folio: Folio) -> bool:
+    if folio.order:
+        return folio._pincount > 0
+    return folio._refcount >= GUP_PIN_COUNTING_BIAS
+
+
+@dataclass(eq=False)
+class AnonVma:
+    """struct anon_vma: the root of reverse mapping for anonymous folios. A folio points at
+    one anon_vma; every VMA that might map it is reachable from there through the chains."""
+
+    id: int
+    root: AnonVma | None = None
+    parent: AnonVma | None = None
+    rb_root: list[AnonVmaChain] = field(default_factory=list)  # the interval tree, as a list
+    refcount: int = 1
+    degree: int = 1
+
+    def __repr__(self):
+        return f"<anon_vma {self.id}>"
+
+
+@dataclass(eq=False)
+class AnonVmaChain:
+    """struct anon_vma_chain: links one VMA to one anon_vma (a VMA has one per ancestor)."""
+
+    vma: VmAreaStruct
+    anon_vma: AnonVma
+
+
+@dataclass(eq=False)
+class VmAreaStruct:
+    """struct vm_area_struct: one contiguous range of a process's address space."""
+
+    vm_mm: MmStruct
+    vm_start: int
+    vm_end: int
+    vm_flags: int
+    vm_pgoff: int
+    anon_vma: AnonVma | None = None
+    anon_vma_chain: list[AnonVmaChain] = field(default_factory=list)
+
+    def __repr__(self):
+        return f"<vma {self.vm_start:#x}-{self.vm_end:#x} {vma_flags_str(self.vm_flags)}>"
+
+
+def vma_flags_str(flags: int) -> str:
+    names = [("rd", VM_READ), ("wr", VM_WRITE), ("lo", VM_LOCKED), ("hg", VM_HUGEPAGE), ("nh", VM_NOHUGEPAGE)]
+    return " ".join(n for n, f in names if flags & f)
+
+
+def linear_page_index(vma: VmAreaStruct, address: int) -> int:
+    return ((address - vma.vm_start) >> PAGE_SHIFT) + vma.vm_pgoff
+
+
+def vma_address(vma: VmAreaStruct, pgoff: int) -> int:
+    """The address at which page offset ``pgoff`` would sit in ``vma`` (may be outside it)."""
+    return vma.vm_start + ((pgoff - vma.vm_pgoff) << PAGE_SHIFT)
+
+
+@dataclass(eq=False)
+class MmStruct:
+    """struct mm_struct: an address space: its VMAs, its page tables and its RSS counters.
+
+    ``pmds`` maps a PMD index (address >> 21) to what that PMD entry holds; ``deposited``
+    holds the page table set aside when a THP was mapped by a PMD (pgtable_trans_huge_deposit).
+    """
+
+    id: int
+    vmas: list[VmAreaStruct] = field(default_factory=list)  # sorted by vm_start
+    pmds: dict = field(default_factory=dict)
+    deposited: dict = field(default_factory=dict)
+    MM_ANONPAGES: int = 0
+    owner: object = None
+
+    def find_vma(self, address: int) -> VmAreaStruct | None:
+        for vma in self.vmas:
+            if vma.vm_start <= address < vma.vm_end:
+                return vma
+        return None
+
+    def vmas_in(self, start: int, end: int) -> list[VmAreaStruct]:
+        return [v for v in self.vmas if v.vm_start < end and start < v.vm_end]
+
+
+def folio_page_address(folio: Folio, vma: VmAreaStruct, page: int = 0) -> int:
+    return vma_address(vma, folio.index + page)
+

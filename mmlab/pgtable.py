@@ -1,0 +1,70 @@
+"""Page-table entries: a PMD that maps a THP directly, a PTE table of 512 entries, and the
+PTEs in it (arch/x86/include/asm/pgtable*.h, reduced to the bits the story needs).
+
+An entry refers to its folio and page directly where the hardware holds a PFN; the model
+keeps the hardware's accessed ("young") and dirty bits, which MADV_FREE clears and a later
+write sets again without any fault.
+"""
+
+from __future__ import annotations
+
+from .uapi import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+
+PMD_MASK = ~((1 << PMD_SHIFT) - 1)
+
+
+class Pte:
+    """A present page-table entry mapping one page of ``folio``."""
+
+    __slots__ = ("folio", "page", "write", "dirty", "young")
+
+    def __init__(self, folio, page: int, write: bool, dirty: bool = False, young: bool = True):
+        self.folio = folio
+        self.page = page
+        self.write = write
+        self.dirty = dirty
+        self.young = young
+
+    def __repr__(self):
+        bits = "".join(b for b, on in (("w", self.write), ("d", self.dirty), ("a", self.young)) if on)
+        return f"<pte pfn={self.folio.pfn + self.page:#x} {bits}>"
+
+
+class PmdHuge:
+    """A PMD entry that maps a whole PMD-sized folio (pmd_trans_huge)."""
+
+    __slots__ = ("folio", "write", "dirty", "young")
+
+    def __init__(self, folio, write: bool, dirty: bool = False, young: bool = True):
+        self.folio = folio
+        self.write = write
+        self.dirty = dirty
+        self.young = young
+
+    def __repr__(self):
+        bits = "".join(b for b, on in (("w", self.write), ("d", self.dirty), ("a", self.young)) if on)
+        return f"<pmd huge pfn={self.folio.pfn:#x} {bits}>"
+
+
+class PteTable:
+    """A page of 512 PTEs, the table a non-huge PMD entry points to."""
+
+    __slots__ = ("ptes",)
+
+    def __init__(self):
+        self.ptes: list[Pte | None] = [None] * PTRS_PER_PTE
+
+    def empty(self) -> bool:
+        return not any(self.ptes)
+
+
+def pmd_index(address: int) -> int:
+    return address >> PMD_SHIFT
+
+
+def pte_index(address: int) -> int:
+    return (address >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+
+
+def pmd_trans_huge(entry) -> bool:
+    return isinstance(entry, PmdHuge)

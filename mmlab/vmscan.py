@@ -1,0 +1,161 @@
+"""Reclaim (~ mm/vmscan.c): isolating folios from the LRU, shrink_folio_list(), and
+reclaim_pages(), the path MADV_PAGEOUT takes.
+
+Simplifications: no swap device (as on this project's machines), so a swap-backed anon
+folio is never written out: a THP is split trying (thp_swpout_fallback) and the pages are
+activated; no writeback, no demotion, no memory cgroups.
+"""
+
+from __future__ import annotations
+
+from .mm_types import folio_mapped, folio_maybe_dma_pinned, folio_ref_count
+from .page_alloc import __folio_put, folio_get, folio_put
+from .page_flags import (
+    PG,
+    folio_set_active,
+    folio_test_anon,
+    folio_test_large,
+    folio_test_lru,
+    folio_test_mlocked,
+    folio_test_pmd_mappable,
+    folio_test_swapbacked,
+)
+from .rmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, folio_referenced, try_to_unmap
+from .state import count_vm_event, count_vm_events, current, trace
+from .swap import folio_evictable, lru_add, lruvec_del_folio
+from .uapi import HPAGE_PMD_NR
+
+
+def folio_isolate_lru(folio) -> bool:
+    """Take a folio off its LRU list for reclaim, holding a reference (the "+1" that the
+    lazyfree checks expect: refcount == mapcount + 1)."""
+    if not folio_test_lru(folio):
+        return False
+    folio_get(folio)
+    lruvec_del_folio(folio)
+    return True
+
+
+def folio_putback_lru(folio) -> None:
+    lru_add(folio)
+    folio_put(folio)
+
+
+def folio_check_references(folio) -> str:
+    """Should LRU reclaim free this folio, keep it, or activate it?"""
+    referenced_ptes, vm_flags = folio_referenced(folio)
+    referenced_folio = bool(folio.flags & PG.referenced)
+    folio.flags &= ~PG.referenced
+    from .mm_types import VM_LOCKED
+
+    if vm_flags & VM_LOCKED:
+        return "activate"
+    if referenced_ptes:
+        folio.flags |= PG.referenced
+        if referenced_folio or referenced_ptes > 1:
+            return "activate"
+        return "keep"
+    return "reclaim"
+
+
+def add_to_swap(folio) -> bool:
+    """There is no swap device: allocating swap space always fails."""
+    return False
+
+
+def shrink_folio_list(folio_list: list, ignore_references: bool) -> int:
+    """Try to free each isolated folio in ``folio_list``; return how many pages were freed.
+    Folios that stay are left in ``folio_list`` (activated or kept) for the caller to put back."""
+    kept = []
+    reclaimed = 0
+    while folio_list:
+        folio = folio_list.pop(0)
+        nr_pages = folio.nr_pages
+        outcome = _shrink_one(folio, folio_list, ignore_references)
+        if outcome == "freed":
+            reclaimed += nr_pages
+            continue
+        if outcome == "activate" and not folio_test_mlocked(folio):
+            folio_set_active(folio)
+            count_vm_events("pgactivate", folio.nr_pages)
+        kept.append(folio)
+    folio_list.extend(kept)
+    return reclaimed
+
+
+def _shrink_one(folio, folio_list: list, ignore_references: bool) -> str:
+    """One folio's pass through shrink_folio_list: "freed", "activate" or "keep"."""
+    nr_pages = folio.nr_pages
+    if not folio_evictable(folio):
+        trace("shrink_folio_list", "mlocked: not evictable", folio)
+        return "activate"
+    if not ignore_references:
+        references = folio_check_references(folio)
+        if references != "reclaim":
+            trace("shrink_folio_list", f"folio_check_references says {references}", folio)
+            return references
+    if folio_test_anon(folio) and folio_test_swapbacked(folio):
+        if folio_maybe_dma_pinned(folio):
+            return "keep"
+        if not add_to_swap(folio):
+            if not folio_test_large(folio):
+                trace("shrink_folio_list", "swap-backed anon folio and no swap space: activate", folio)
+                return "activate"
+            from .huge_memory import split_folio
+
+            if not split_folio(folio, folio_list):
+                return "activate"
+            if nr_pages >= HPAGE_PMD_NR:
+                count_vm_event("thp_swpout_fallback")
+            trace("shrink_folio_list", "no swap space for the THP: split it, try its pages one by one", folio)
+            return "activate"
+    if folio_mapped(folio):
+        flags = TTU_BATCH_FLUSH
+        if folio_test_pmd_mappable(folio):
+            flags |= TTU_SPLIT_HUGE_PMD
+        if folio_test_large(folio):
+            flags |= TTU_SYNC
+        was_swapbacked = folio_test_swapbacked(folio)
+        try_to_unmap(folio, flags)
+        if folio_mapped(folio):
+            why = "redirtied lazyfree folio" if not was_swapbacked and folio_test_swapbacked(folio) else "still mapped"
+            trace("shrink_folio_list", f"try_to_unmap failed ({why}): activate", folio)
+            return "activate"
+    if folio_maybe_dma_pinned(folio):
+        return "activate"
+    if folio_test_anon(folio) and not folio_test_swapbacked(folio):
+        if folio_ref_count(folio) != 1:  # folio_ref_freeze(folio, 1)
+            trace("shrink_folio_list", f"refcount {folio_ref_count(folio)} after unmap: keep", folio)
+            return "keep"
+        count_vm_events("pglazyfreed", folio.nr_pages)
+        folio._refcount = 0
+        __folio_put(folio)
+        return "freed"
+    trace("shrink_folio_list", "nothing frees this folio here: keep", folio)
+    return "keep"
+
+
+def reclaim_pages(folio_list: list) -> int:
+    """MADV_PAGEOUT: reclaim these isolated folios now, ignoring their accessed bits; put
+    back whatever stays."""
+    reclaimed = shrink_folio_list(folio_list, ignore_references=True)
+    for folio in folio_list:
+        folio_putback_lru(folio)
+    folio_list.clear()
+    return reclaimed
+
+
+def shrink_inactive_lists() -> int:
+    """One pass of LRU reclaim over the inactive lists, as memory pressure would run it
+    (the accessed bits are consulted through folio_referenced)."""
+    machine = current.machine
+    isolated = []
+    for name in ("inactive_anon", "inactive_file"):
+        for folio in list(machine.lru[name]):
+            if folio_isolate_lru(folio):
+                isolated.append(folio)
+    reclaimed = shrink_folio_list(isolated, ignore_references=False)
+    for folio in isolated:
+        folio_putback_lru(folio)
+    return reclaimed
+
