@@ -150,12 +150,13 @@ case "$action" in
     exec .venv/bin/python -m pytest "$@"
     ;;
   bench)
-    shopt -s nullglob
-    benchmarks=(benchmarks/*.py)
-    [ ${#benchmarks[@]} -gt 0 ] || { say "there are no benchmarks yet (benchmarks/*.py)"; exit 0; }
-    for benchmark in "${benchmarks[@]}"; do
+    ran=
+    for benchmark in benchmarks/*.py; do
+      [ -f "$benchmark" ] || continue
       say "$benchmark"
       .venv/bin/python "$benchmark"
+      ran=yes
     done
+    [ -n "$ran" ] || say "there are no benchmarks yet (benchmarks/*.py)"
     ;;
 esac
