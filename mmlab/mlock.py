@@ -73,8 +73,8 @@ def munlock_folio(folio) -> None:
     if folio_test_mlocked(folio):
         folio.flags &= ~PG.mlocked
         current.machine.vmstat["nr_mlock"] -= folio.nr_pages
-        stat = "unevictable_pgs_munlocked" if on_lru or not folio_test_unevictable(folio) else "unevictable_pgs_stranded"
-        count_vm_events(stat, folio.nr_pages)
+        stranded = not on_lru and folio_test_unevictable(folio)
+        count_vm_events("unevictable_pgs_stranded" if stranded else "unevictable_pgs_munlocked", folio.nr_pages)
     if on_lru and folio_test_unevictable(folio):
         lruvec_del_folio(folio)
         folio.flags &= ~PG.unevictable

@@ -10,6 +10,7 @@ the model keeps the two apart).
 
 from __future__ import annotations
 
+from .huge_memory import split_huge_pmd_address, split_huge_pmd_locked, unmap_huge_pmd_locked
 from .mlock import mlock_vma_folio, munlock_vma_folio
 from .mm_types import (
     VM_LOCKED,
@@ -19,7 +20,6 @@ from .mm_types import (
     folio_ref_count,
     vma_address,
 )
-from .huge_memory import split_huge_pmd_address, split_huge_pmd_locked, unmap_huge_pmd_locked
 from .page_alloc import ModelBug, folio_put_refs
 from .page_flags import (
     PG,
