@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .memory import SegmentationFault
 from .proc import VMSTAT_FIELDS, PageInfo
 from .uapi import (
     ADVICE_NAMES,
@@ -38,7 +39,9 @@ from .uapi import (
     MADV_PAGEOUT,
     MLOCK_ONFAULT,
     PAGE_SIZE,
+    PROT_NONE,
     PROT_READ,
+    PROT_WRITE,
     KiB,
     MiB,
 )
@@ -143,6 +146,20 @@ def _size(n: int) -> str:
     return str(n)
 
 
+_PROT_NAMES = {
+    PROT_NONE: "PROT_NONE",
+    PROT_READ: "PROT_READ",
+    PROT_WRITE: "PROT_WRITE",
+    PROT_READ | PROT_WRITE: "PROT_READ|PROT_WRITE",
+}
+_ARG_NAMES = {
+    ("madvise", 2): ADVICE_NAMES,
+    ("mprotect", 2): _PROT_NAMES,
+    ("mmap", 1): _PROT_NAMES,
+    ("mlock2", 2): {0: "0", MLOCK_ONFAULT: "MLOCK_ONFAULT"},
+}
+
+
 class Run:
     """Records one execution of a scenario on one machine (model or live)."""
 
@@ -166,9 +183,7 @@ class Run:
                 process.exit()
                 self._exited.append(process)
 
-    def region(
-        self, process, length: int, name: str = "a", huge: bool = True, watch: str | None = "p"
-    ) -> int:
+    def region(self, process, length: int, name: str = "a", huge: bool = True, watch: str | None = "p") -> int:
         """Map a region (and advise MADV_HUGEPAGE, or MADV_NOHUGEPAGE when not ``huge``);
         watch it under the view name ``watch``."""
         start = self.step(f"mmap {name}", process.mmap, length)
@@ -183,27 +198,34 @@ class Run:
         self.views[name] = (process, start, length)
 
     def _describe(self, call, args) -> str:
+        """The call as a learner would write it: addresses by region name, sizes in KiB or
+        MiB, advice and flags by name."""
+
         def arg(i, x):
-            if isinstance(x, int):
-                for start, (name, length) in self._regions.items():
-                    if start <= x <= start + length:
-                        return name if x == start else f"{name}+{_size(x - start)}"
-                if call.__name__ == "madvise" and i == 2:
-                    return ADVICE_NAMES.get(x, str(x))
-                return _size(x)
-            return repr(x)
+            names = _ARG_NAMES.get((call.__name__, i))
+            if names is not None:
+                return names.get(x, str(x))
+            if call.__name__ == "write" and i == 2:
+                return str(x)
+            for start, (name, length) in self._regions.items():
+                if start <= x <= start + length:
+                    return name if x == start else f"{name}+{_size(x - start)}"
+            return _size(x)
 
         return f"{call.__name__}({', '.join(arg(i, x) for i, x in enumerate(args))})"
 
     def step(self, label: str, call, *args):
         """Make one call, then record its outcome, the vmstat deltas over it, and every
-        watched region. An OSError is recorded as its errno name, not raised."""
-        before = self.machine.vmstat
+        watched region. An OSError is recorded as its errno name and a SegmentationFault
+        as "SIGSEGV", not raised."""
+        before = dict(self.machine.vmstat)  # a copy: the model updates its dict in place
         try:
             result, outcome = call(*args), None
         except OSError as e:
             result, outcome = None, errno.errorcode.get(e.errno, str(e.errno))
-        after = self.machine.vmstat
+        except SegmentationFault:
+            result, outcome = None, "SIGSEGV"
+        after = dict(self.machine.vmstat)
         if call.__name__ == "fork" and outcome is None:
             self._processes.append(result)
         if call.__name__ == "exit":
@@ -221,9 +243,7 @@ class Run:
                 "outcome": outcome,
                 "value": result if call.__name__ == "read" else None,
                 "vmstat": deltas,
-                "views": {
-                    name: self._observe(*view) for name, view in self.views.items() if self._running(view[0])
-                },
+                "views": {name: self._observe(*view) for name, view in self.views.items() if self._running(view[0])},
             }
         )
         return result
@@ -252,7 +272,7 @@ def run_scenario(scenario: Scenario | str, machine) -> dict:
     return {
         "scenario": scenario.name,
         "shows": scenario.shows,
-        "kernel": str(machine.kernel),
+        "kernel": getattr(machine.kernel, "name", machine.kernel),
         "steps": run.steps,
     }
 
@@ -307,6 +327,16 @@ def _consensus(values: list):
     return int(statistics.median(values))
 
 
+def _unsettled(path: str, values: list) -> bool:
+    """Whether runs that saw ``values`` disagree beyond what the field's judgement allows."""
+    kind = judgement(path)
+    if kind == "shown" or len({repr(v) for v in values}) == 1:
+        return False
+    if kind == "tolerant" and None not in values:
+        return max(values) - min(values) > TOLERANCE
+    return True
+
+
 def merge(records: list[dict]) -> dict:
     """Merge runs of one scenario: each field takes the value most runs saw. The merged
     record lists under "unsettled" the judged fields on which the runs differed."""
@@ -323,7 +353,7 @@ def merge(records: list[dict]) -> dict:
             value = values[0] if None in values else _consensus(values)
             if value != 0:
                 new["vmstat"][name] = value
-            if len(set(values)) > 1 and judgement(f"vmstat.{name}") != "shown":
+            if _unsettled(f"vmstat.{name}", values):
                 merged["unsettled"].append(f"{step['label']}: vmstat.{name} {values}")
         new["views"] = {}
         for view in step["views"]:
@@ -336,7 +366,7 @@ def merge(records: list[dict]) -> dict:
 
 def _merge_view(seen: list[dict], label: str, view: str, merged: dict) -> dict:
     def pick(values, path):
-        if len({repr(v) for v in values}) > 1 and judgement(path) != "shown":
+        if _unsettled(path, values):
             merged["unsettled"].append(f"{label}: {path} {values}")
         return _consensus(values)
 
@@ -347,9 +377,7 @@ def _merge_view(seen: list[dict], label: str, view: str, merged: dict) -> dict:
     }
 
 
-def record(
-    scenario: Scenario | str, make_machine: Callable[[], object], runs: int = 1, max_runs: int = 5
-) -> dict:
+def record(scenario: Scenario | str, make_machine: Callable[[], object], runs: int = 1, max_runs: int = 5) -> dict:
     """Run a scenario ``runs`` times on fresh machines and merge the runs. With ``runs`` > 1,
     keep running (up to ``max_runs``) until the last run agrees on every judged field with
     an earlier one, so a run disturbed by other processes is outvoted."""
@@ -437,8 +465,7 @@ def lazyfree_partial(run: Run):
 
 @scenario(
     "lazyfree-small",
-    "The same lazyfree reclaim with 4 KiB pages (MADV_NOHUGEPAGE): 512 small folios per "
-    "2 MiB, no THP counters move.",
+    "The same lazyfree reclaim with 4 KiB pages (MADV_NOHUGEPAGE): 512 small folios per 2 MiB, no THP counters move.",
     needs=("pageout",),
 )
 def lazyfree_small(run: Run):
@@ -594,8 +621,7 @@ def munmap_half(run: Run):
 
 @scenario(
     "mprotect-part",
-    "mprotect of part of a THP splits the VMA, so the PMD is split and the folio is "
-    "mapped by PTEs in two VMAs.",
+    "mprotect of part of a THP splits the VMA, so the PMD is split and the folio is mapped by PTEs in two VMAs.",
 )
 def mprotect_part(run: Run):
     p = run.spawn()

@@ -34,9 +34,7 @@ class Machine:
         weakref.finalize(self, _exit_all, self._processes)
 
     def __repr__(self):
-        return (
-            f"<live Machine {self.kernel}, {len(self._processes)} processes, {self.mapped >> 20} MiB mapped>"
-        )
+        return f"<live Machine {self.kernel}, {len(self._processes)} processes, {self.mapped >> 20} MiB mapped>"
 
     def spawn(self) -> Process:
         sock, hello, popen = spawn_server()

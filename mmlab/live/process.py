@@ -14,7 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..memory import SegmentationFault
 from ..proc import PageInfo, Smaps
+from ..uapi import PAGE_SIZE, PROT_READ, PROT_WRITE
 from . import channel
 from .server import LAB_LIMIT, LabSafetyError
 
@@ -67,6 +69,7 @@ class Process:
         self.pid = pid
         self.mapped = 0  # bytes the lab has mapped in this process
         self.alive = True
+        self.exited = False  # ended by exit(), as opposed to dying
         self._sock = sock
         self._wait_exit = wait_exit
 
@@ -76,8 +79,10 @@ class Process:
 
     def _call(self, name: str, *args, fd: int | None = None):
         """Send one request (and ``fd`` after it, for fork) and return the result."""
+        if self.exited:
+            raise ProcessLookupError(f"process {self.pid} has exited; spawn() or fork() a new one")
         if not self.alive:
-            raise LiveProcessDied(f"live process {self.pid} has exited")
+            raise LiveProcessDied(f"live process {self.pid} died earlier; spawn() a new one")
         try:
             channel.send(self._sock, (name, args))
             if fd is not None:
@@ -85,9 +90,7 @@ class Process:
             reply = channel.recv(self._sock)
         except (channel.ChannelClosed, ConnectionError):
             self._gone()
-            raise LiveProcessDied(
-                f"live process {self.pid} died during {name}(); the notebook is unharmed"
-            ) from None
+            raise LiveProcessDied(f"live process {self.pid} died during {name}(); the notebook is unharmed") from None
         kind = reply[0]
         if kind == "ok":
             self.mapped = reply[2]
@@ -96,6 +99,8 @@ class Process:
             raise OSError(reply[1], reply[2])
         if kind == "refused":
             raise LabSafetyError(reply[1])
+        if kind == "segv":
+            raise SegmentationFault(reply[1])
         raise RuntimeError(f"live process {self.pid} hit a bug in the lab during {name}():\n{reply[1]}")
 
     def _gone(self) -> None:
@@ -107,13 +112,14 @@ class Process:
 
     # -- the facade ---------------------------------------------------------------------
 
-    def mmap(self, length: int) -> int:
+    def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE) -> int:
+        """Private anonymous mapping, 2 MiB aligned; returns its address."""
         if self.machine.mapped + length > LAB_LIMIT:
             raise LabSafetyError(
                 f"mapping {length >> 20} MiB more would exceed the live lab's limit of "
                 f"{LAB_LIMIT >> 20} MiB across its processes; munmap or exit something first"
             )
-        return self._call("mmap", length)
+        return self._call("mmap", length, prot)
 
     def munmap(self, addr: int, length: int) -> None:
         self._call("munmap", addr, length)
@@ -133,7 +139,8 @@ class Process:
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         self._call("mprotect", addr, length, prot)
 
-    def write(self, addr: int, length: int, value: int = 1) -> None:
+    def write(self, addr: int, length: int = PAGE_SIZE, value: int = 1) -> None:
+        """Store ``value`` (0-255) in every byte of [addr, addr + length), with memset."""
         if not 0 <= value <= 255:
             raise ValueError(f"value must be a byte (0-255), got {value}")
         self._call("write", addr, length, value)
@@ -141,7 +148,7 @@ class Process:
     def read(self, addr: int) -> int:
         return self._call("read", addr)
 
-    def pin(self, addr: int, length: int) -> Pin:
+    def pin(self, addr: int, length: int = PAGE_SIZE) -> Pin:
         return Pin(self, self._call("pin", addr, length))
 
     def fork(self) -> Process:
@@ -178,6 +185,7 @@ class Process:
             except LiveProcessDied:
                 return
             self._gone()
+            self.exited = True
 
     def smaps(self) -> Smaps:
         """The lab's VMAs of this process (the server's interpreter memory is left out)."""

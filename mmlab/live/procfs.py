@@ -185,9 +185,7 @@ def read_pages(start: int, length: int, smaps: Smaps, root: bool) -> list[PageIn
     if root and pfns:
         flags = _read_by_pfn("/proc/kpageflags", pfns.values())
         thp_blocks = {p - p % HPAGE_PMD_NR for p, f in flags.items() if f >> KPF["thp"] & 1}
-        flags.update(
-            _read_by_pfn("/proc/kpageflags", (b + i for b in thp_blocks for i in range(HPAGE_PMD_NR)))
-        )
+        flags.update(_read_by_pfn("/proc/kpageflags", (b + i for b in thp_blocks for i in range(HPAGE_PMD_NR))))
         pmd_sized = _pmd_sized_blocks(flags, thp_blocks)
         counts = _read_by_pfn("/proc/kpagecount", pfns.values())
     pages = []

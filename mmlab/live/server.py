@@ -54,6 +54,10 @@ class LabSafetyError(ValueError):
     or map more than the lab's limit."""
 
 
+class WouldFault(Exception):
+    """A load or store the server will not make because it would raise SIGSEGV."""
+
+
 def _page_span(start: int, length: int) -> tuple[int, int]:
     return start - start % PAGE_SIZE, -(-(start + length) // PAGE_SIZE) * PAGE_SIZE
 
@@ -124,10 +128,10 @@ class Server:
         with SIGSEGV (outside the lab, unmapped, or without the permission)."""
         lo, hi = _page_span(start, length)
         if not self._inside_lab(lo, hi):
-            raise OSError(errno.EFAULT, f"[{start:#x}, {start + length:#x}) is not mapped by the lab")
+            raise WouldFault(f"[{start:#x}, {start + length:#x}) is not mapped by the lab")
         for s, e, perms in _maps():
             if s < hi and lo < e and need not in perms:
-                raise OSError(errno.EFAULT, f"{s:#x}-{e:#x} is {perms[:3]}: the access would raise SIGSEGV")
+                raise WouldFault(f"{s:#x}-{e:#x} is {perms[:3]}: the access would raise SIGSEGV")
 
     def _can_read_pfns(self) -> bool:
         """Root (CAP_SYS_ADMIN) sees PFNs in pagemap and may read /proc/kpageflags."""
@@ -165,7 +169,7 @@ class Server:
             raise
         return True
 
-    def mmap(self, length: int) -> int:
+    def mmap(self, length: int, prot: int) -> int:
         length = -(-length // PAGE_SIZE) * PAGE_SIZE
         if length <= 0:
             raise OSError(errno.EINVAL, "mmap length must be positive")
@@ -180,7 +184,7 @@ class Server:
         reserve = length + HPAGE_PMD_SIZE + 2 * PAGE_SIZE
         base = syscalls.mmap(None, reserve, PROT_NONE, _ANON_PRIVATE)
         start = -(-(base + PAGE_SIZE) // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
-        syscalls.mmap(start, length, PROT_READ | PROT_WRITE, _ANON_PRIVATE | syscalls.MAP_FIXED)
+        syscalls.mmap(start, length, prot, _ANON_PRIVATE | syscalls.MAP_FIXED)
         if start - PAGE_SIZE > base:
             syscalls.munmap(base, start - PAGE_SIZE - base)
         if start + length + PAGE_SIZE < base + reserve:
@@ -229,8 +233,9 @@ class Server:
         return syscalls.read_byte(addr)
 
     def pin(self, start: int, length: int) -> int:
-        self._check_access(start, length, "r")
         lo, hi = _page_span(start, length)
+        if not self._inside_lab(lo, hi):
+            raise OSError(errno.EFAULT, f"[{start:#x}, {start + length:#x}) is not mapped by the lab")
         read_fd, write_fd = os.pipe()
         try:
             size = 1 << max(16, (hi - lo - 1).bit_length())  # a power of two, at least 64 KiB
@@ -291,7 +296,8 @@ def serve(server: Server) -> None:
     """Answer requests until ``exit`` or until the notebook's end of the socket closes.
 
     Each reply is ``("ok", result, mapped)``, ``("oserror", errno, message)``,
-    ``("refused", message)`` or ``("bug", traceback)``; ``mapped`` is the lab's current size.
+    ``("refused", message)``, ``("segv", message)`` or ``("bug", traceback)``; ``mapped`` is
+    the lab's current size.
     """
     while True:
         try:
@@ -313,6 +319,8 @@ def serve(server: Server) -> None:
             reply = ("oserror", e.errno, e.strerror or str(e))
         except LabSafetyError as e:
             reply = ("refused", str(e))
+        except WouldFault as e:
+            reply = ("segv", str(e))
         except Exception:
             reply = ("bug", traceback.format_exc())
         channel.send(server.sock, reply)
