@@ -21,6 +21,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("mmlab.jupyter", "open the course in JupyterLab"),
     "doctor": ("mmlab.doctor", "say what this machine has for the course and what to do about the rest"),
+    "live": ("mmlab.live.cli", "run the scenarios on this machine's kernel: compare, fingerprint, time"),
     # Planned, each owned by its module: live, grade, build, check, export.
 }
 
