@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("mmlab.jupyter", "open the course in JupyterLab"),
     "doctor": ("mmlab.doctor", "say what this machine has for the course and what to do about the rest"),
     "live": ("mmlab.live.cli", "run the scenarios on this machine's kernel: compare, fingerprint, time"),
+    "build": ("mmlab.grading.cli_build", "regenerate exercises/ from solutions/"),
+    "grade": ("mmlab.grading.cli_grade", "grade submitted exercise notebooks: grades, gradebook, feedback"),
     # Planned, each owned by its module: live, grade, build, check, export.
 }
 
