@@ -61,6 +61,11 @@ class Machine:
         live = sum(not p.exited for p in self.processes)
         return f"<Machine kernel={self.kernel.name} processes={live} folios={len(self.folios)}>"
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
+
+        return mimebundle(self, include, exclude)
+
     def spawn(self) -> Process:
         """A new process with an empty address space."""
         return Process(self)
@@ -90,6 +95,11 @@ class Process:
 
     def __repr__(self):
         return f"<Process {self.pid}{' (exited)' if self.exited else ''} vmas={len(self.mm.vmas)}>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
+
+        return mimebundle(self, include, exclude)
 
     @syscall
     def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE) -> int:

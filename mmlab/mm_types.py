@@ -76,6 +76,11 @@ class Folio:
             f"{'|'.join(flag_names(self.flags))}>"
         )
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
+
+        return mimebundle(self, include, exclude)
+
 
 def folio_nr_pages(folio: Folio) -> int:
     return 1 << folio.order

@@ -70,6 +70,11 @@ class Event:
     def __str__(self):
         return f"{self.function}: {self.message}"
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
+
+        return mimebundle(self, include, exclude)
+
 
 def trace(function: str, message: str, folio=None, **details) -> None:
     """Record a trace event on the running Machine (if it is tracing)."""

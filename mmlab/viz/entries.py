@@ -1,0 +1,163 @@
+"""Page-table entries as a diagram summarises them: runs of like PTEs, the one-character
+summary of a 2 MiB slot, and the places a folio is mapped.
+
+A run is a stretch of consecutive PTEs that a reader would describe in one breath: all
+empty, all the zero page, consecutive pages of one large folio, or consecutive small
+folios with the same flags; in each case with the same write, dirty and accessed bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..mm_types import vma_address
+from ..page_flags import PG
+from ..pgtable import PmdHuge, PteTable, pmd_index, pte_index
+from ..proc import PageInfo, slot_char
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PTRS_PER_PTE
+
+
+def bits(entry) -> str:
+    """The hardware bits of a PTE or huge PMD in words: ``rw, dirty, accessed``."""
+    words = ["rw" if entry.write else "ro"]
+    if entry.dirty:
+        words.append("dirty")
+    if entry.young:
+        words.append("accessed")
+    return ", ".join(words)
+
+
+@dataclass(frozen=True)
+class PteRun:
+    """PTEs ``first``-``last`` of a table. ``kind`` is "none", "zero", "folio" (pages
+    ``page``.. of one large ``folio``) or "small" (small folios from ``folio`` on, with
+    consecutive PFNs)."""
+
+    first: int
+    last: int
+    kind: str
+    folio: object = None
+    page: int = 0
+    bits: str = ""
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+def _kind(pte) -> str:
+    if pte is None:
+        return "none"
+    if pte.folio.flags & PG.zero:
+        return "zero"
+    return "folio" if pte.folio.order else "small"
+
+
+def _continues(run: PteRun, pte, index: int) -> bool:
+    """Whether ``pte``, at ``index``, extends ``run``."""
+    kind = _kind(pte)
+    if kind != run.kind:
+        return False
+    if kind == "none":
+        return True
+    if bits(pte) != run.bits:
+        return False
+    step = index - run.first
+    if kind == "zero":
+        return True
+    if kind == "folio":
+        return pte.folio is run.folio and pte.page == run.page + step
+    return pte.folio.pfn == run.folio.pfn + step and pte.folio.flags == run.folio.flags
+
+
+def pte_runs(table: PteTable, start: int = 0, stop: int = PTRS_PER_PTE) -> list[PteRun]:
+    """The runs of like entries among PTEs ``start`` to ``stop - 1`` of ``table``."""
+    out: list[PteRun] = []
+    for index in range(start, stop):
+        pte = table.ptes[index]
+        if out and _continues(out[-1], pte, index):
+            last = out[-1]
+            out[-1] = PteRun(last.first, index, last.kind, last.folio, last.page, last.bits)
+        elif pte is None:
+            out.append(PteRun(index, index, "none"))
+        else:
+            out.append(PteRun(index, index, _kind(pte), pte.folio, pte.page, bits(pte)))
+    return out
+
+
+def slot_pages(entry, start: int) -> list[PageInfo]:
+    """The 512 pages of the 2 MiB slot at ``start``, with the fields ``proc.slot_char``
+    reads. Cheaper than the full page map, which also reads every flag and mapcount."""
+    pages = []
+    for i in range(PTRS_PER_PTE):
+        addr = start + i * PAGE_SIZE
+        if isinstance(entry, PmdHuge):
+            folio, page, pmd_mapped = entry.folio, i, True
+        elif entry is not None and entry.ptes[i] is not None:
+            folio, page, pmd_mapped = entry.ptes[i].folio, entry.ptes[i].page, False
+        else:
+            pages.append(PageInfo(addr, present=False))
+            continue
+        pages.append(PageInfo(addr, True, pfn=folio.pfn + page, thp=folio.order >= 9, pmd_mapped=pmd_mapped,
+                              zero_page=bool(folio.flags & PG.zero)))
+    return pages
+
+
+def slot_summary(mm, start: int) -> str:
+    """The slot's character in ``Process.thp_map`` (uapi.SLOT_LEGEND)."""
+    entry = mm.pmds.get(pmd_index(start))
+    return "-" if entry is None else slot_char(slot_pages(entry, start))
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One place a folio is mapped: by a huge PMD, or by a run of PTEs mapping its pages
+    ``first_page``-``last_page`` from ``address`` on, in mm ``mm`` (a process id)."""
+
+    mm: int
+    address: int
+    kind: str  # "PMD" or "PTE"
+    first_page: int
+    last_page: int
+    bits: str
+
+
+def vmas_that_may_map(folio) -> list:
+    """The VMAs an rmap walk visits for ``folio``: those linked to its anon_vma whose
+    range covers some page of it, in the anon_vma's order."""
+    if folio.anon_vma is None:
+        return []
+    out = []
+    for avc in folio.anon_vma.rb_root:
+        vma = avc.vma
+        start = vma_address(vma, folio.index)
+        if start < vma.vm_end and start + folio.nr_pages * PAGE_SIZE > vma.vm_start:
+            out.append(vma)
+    return out
+
+
+def mappings_in(folio, vma) -> list[Mapping]:
+    """Where ``vma``'s page tables map ``folio``."""
+    mm = vma.vm_mm
+    first = vma_address(vma, folio.index)
+    lo, hi = max(first, vma.vm_start), min(first + folio.nr_pages * PAGE_SIZE, vma.vm_end)
+    out = []
+    slot = lo - lo % HPAGE_PMD_SIZE
+    while slot < hi:
+        entry = mm.pmds.get(pmd_index(slot))
+        if isinstance(entry, PmdHuge) and entry.folio is folio:
+            out.append(Mapping(mm.id, slot, "PMD", 0, folio.nr_pages - 1, bits(entry)))
+        elif isinstance(entry, PteTable):
+            a, b = max(lo, slot), min(hi, slot + HPAGE_PMD_SIZE)
+            for run in pte_runs(entry, pte_index(a), pte_index(b - 1) + 1):
+                if run.folio is folio:
+                    address = slot + run.first * PAGE_SIZE
+                    out.append(Mapping(mm.id, address, "PTE", run.page, run.page + run.count - 1, run.bits))
+        slot += HPAGE_PMD_SIZE
+    return out
+
+
+def folio_mappings(folio) -> list[Mapping]:
+    """Every page-table mapping of an anonymous folio, found through its anon_vma as the
+    rmap walk finds them (the zero pages are not reverse-mapped: none for them)."""
+    return [m for vma in vmas_that_may_map(folio) for m in mappings_in(folio, vma)]
