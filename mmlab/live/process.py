@@ -199,6 +199,7 @@ class Process:
 
     # -- live only ----------------------------------------------------------------------
 
-    def timed_madvise(self, addr: int, length: int, advice: int) -> float:
-        """madvise, returning how long the syscall took in seconds (timed in the process)."""
+    def timed_madvise(self, addr: int, length: int, advice: int) -> tuple[float, float]:
+        """madvise, returning how long the syscall took, timed in the process: (wall-clock
+        seconds, CPU seconds)."""
         return self._call("timed_madvise", addr, length, advice)
