@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "live": ("mmlab.live.cli", "run the scenarios on this machine's kernel: compare, fingerprint, time"),
     "build": ("mmlab.grading.cli_build", "regenerate exercises/ from solutions/"),
     "grade": ("mmlab.grading.cli_grade", "grade submitted exercise notebooks: grades, gradebook, feedback"),
+    "check": ("mmlab.grading.cli_check", "run your exercise notebooks with their public checks"),
     # Planned, each owned by its module: live, grade, build, check, export.
 }
 
