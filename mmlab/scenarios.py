@@ -297,26 +297,57 @@ def flatten(step: dict) -> dict[str, object]:
     return flat
 
 
-def missing_value(path: str) -> int | None:
-    """What a path absent from a step means: a counter that did not move, no pages with
-    that mapcount; anything else absent is unknown."""
-    return 0 if path.startswith("vmstat.") or ".pages.mapcount." in path else None
+def lookup(flat: dict[str, object], path: str):
+    """The value of ``path`` in a flattened step. Absent means: a counter that did not
+    move, or no pages with that mapcount (unless the mapcounts were unreadable); anything
+    else absent is unknown (None)."""
+    if path in flat:
+        return flat[path]
+    if path.startswith("vmstat."):
+        return 0
+    if ".pages.mapcount." in path:
+        whole = path.rsplit(".", 1)[0]
+        return None if whole in flat and flat[whole] is None else 0
+    return None
+
+
+AGREE, DIFFER, UNAVAILABLE, SHOWN = "agree", "differ", "unavailable", "shown"
+
+
+def verdict(path: str, a, b) -> str:
+    """How two values of one field compare, as the field is judged (``judgement``).
+    A value one side could not read (None; '?' in a thp_map) is "unavailable": neither
+    agreement nor disagreement. An outcome or a read value of None is a real value."""
+    kind = judgement(path)
+    if kind == "shown":
+        return SHOWN
+    if path in ("outcome", "value"):
+        return AGREE if a == b else DIFFER
+    if a is None or b is None:
+        return AGREE if a is b else UNAVAILABLE
+    if path.endswith(".thp_map") and "?" in a + b:
+        known_equal = len(a) == len(b) and all(x == y or "?" in (x, y) for x, y in zip(a, b, strict=True))
+        return UNAVAILABLE if known_equal else DIFFER
+    if kind == "tolerant":
+        return AGREE if abs(a - b) <= TOLERANCE else DIFFER
+    return AGREE if a == b else DIFFER
+
+
+def step_verdicts(a: dict, b: dict):
+    """(path, value in a, value in b, verdict) for every field of two steps."""
+    fa, fb = flatten(a), flatten(b)
+    for path in fa.keys() | fb.keys():
+        va, vb = lookup(fa, path), lookup(fb, path)
+        yield path, va, vb, verdict(path, va, vb)
 
 
 def steps_agree(a: dict, b: dict) -> bool:
     """Whether two records of the same scenario agree on every judged field."""
     if len(a["steps"]) != len(b["steps"]):
         return False
-    for sa, sb in zip(a["steps"], b["steps"], strict=True):
-        fa, fb = flatten(sa), flatten(sb)
-        for path in fa.keys() | fb.keys():
-            va, vb = fa.get(path, missing_value(path)), fb.get(path, missing_value(path))
-            kind = judgement(path)
-            if kind == "exact" and va != vb:
-                return False
-            if kind == "tolerant" and va is not None and vb is not None and abs(va - vb) > TOLERANCE:
-                return False
-    return True
+    return not any(
+        v == DIFFER for sa, sb in zip(a["steps"], b["steps"], strict=True) for *_, v in step_verdicts(sa, sb)
+    )
 
 
 def _consensus(values: list):

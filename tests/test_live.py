@@ -3,6 +3,7 @@ Skipped, with the reason, where there is no Linux with THP and root (mmlab.pytes
 
 import ctypes
 import errno
+import json
 import mmap
 import os
 import signal
@@ -18,8 +19,9 @@ from mmlab import (
     PROT_READ,
     MiB,
     SegmentationFault,
+    cli,
 )
-from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, procfs, timing
+from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, probe, procfs, timing
 
 pytestmark = pytest.mark.live
 THP = HPAGE_PMD_SIZE
@@ -152,6 +154,22 @@ def test_without_root_pfns_flags_and_mapcounts_are_none_never_guessed():
     assert all(pg.present for pg in pages)
     assert all(pg.pfn is None and pg.dirty is None and pg.thp is None and pg.mapcount is None for pg in pages)
     assert all(pg.pmd_mapped is False for pg in pages)  # PAGEMAP_SCAN needs no root
+
+
+def test_this_machine_has_everything_the_lab_uses():
+    assert probe().problems() == []
+
+
+def test_the_live_command_prints_json_with_comparison_fingerprint_and_timing(capsys):
+    argv = ["live", "--scenario", "lazyfree-reclaim", "--runs", "1", "--timing-mib", "4", "--timing-repeats", "1"]
+    status = cli.main([*argv, "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert document["environment"]["release"] == os.uname().release
+    rows = document["scenarios"]["lazyfree-reclaim"]["rows"]
+    assert {r["verdict"] for r in rows} <= {"agree", "shown"}
+    assert document["fingerprint"]["profiles"] == ["6.18.44"]
+    assert [t["case"] for t in document["timing"]] == [c.name for c in timing.CASES]
 
 
 def test_timing_measures_every_case_on_a_tiny_size(machine):

@@ -5,7 +5,7 @@ report and the command's argument checks. Nothing here touches the host kernel."
 import pytest
 
 from mmlab import cli, scenarios
-from mmlab.live import compare, env, procfs, timing
+from mmlab.live import Machine, compare, env, procfs, timing
 from mmlab.proc import PageInfo
 
 SMAPS = """\
@@ -120,6 +120,23 @@ def test_compare_gives_a_verdict_per_field():
     assert next(r for r in blank if r.path == "p.pages.dirty").verdict == compare.UNAVAILABLE
 
 
+def test_what_one_side_cannot_read_is_unavailable_not_a_difference():
+    model = _record(thp_map="HT")
+    model["steps"][0]["views"]["p"]["pages"]["mapcount"] = {"1": 512}
+    host = _record(thp_map="H?")
+    host["steps"][0]["views"]["p"]["pages"]["mapcount"] = None  # not root
+    rows = {r.path: r.verdict for r in compare.compare(model, host)}
+    assert rows["p.thp_map"] == rows["p.pages.mapcount.1"] == compare.UNAVAILABLE
+    assert compare.compare(_record(thp_map="HH"), _record(thp_map="s?"))[-1].verdict == compare.DIFFER
+
+
+def test_an_outcome_of_none_means_success_and_is_compared():
+    failed = _record()
+    failed["steps"][0]["outcome"] = "EINVAL"
+    rows = {r.path: r.verdict for r in compare.compare(_record(), failed)}
+    assert rows["outcome"] == compare.DIFFER
+
+
 def test_compare_refuses_different_scenarios():
     with pytest.raises(ValueError, match="cannot compare"):
         compare.compare(_record(name="a"), _record(name="b"))
@@ -162,6 +179,12 @@ def test_environment_lines():
     fine = env.Environment("Linux", "6.18.44", thp="madvise", huge_zero_page=True, swap_kb=0, root=True,
                            pagemap_scan=True, pageout=True, cold=True)  # fmt: skip
     assert fine.problems() == []
+
+
+def test_the_live_machine_says_in_one_line_why_it_cannot_run(monkeypatch):
+    monkeypatch.setattr(env, "probe", lambda: env.Environment("Darwin"))
+    with pytest.raises(env.LiveUnavailable, match=r"^not Linux \(Darwin\): the live lab makes Linux syscalls"):
+        Machine()
 
 
 def test_timing_report_sets_the_medians_beside_the_series():

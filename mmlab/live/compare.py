@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .. import scenarios
-from ..scenarios import TOLERANCE, flatten, judgement, missing_value
+from ..scenarios import AGREE, DIFFER, SHOWN, UNAVAILABLE, flatten, judgement, lookup, step_verdicts, verdict
 
-AGREE, DIFFER, UNAVAILABLE, SHOWN = "agree", "differ", "unavailable", "shown"
+__all__ = ["AGREE", "DIFFER", "SHOWN", "UNAVAILABLE", "compare", "decide", "disagreements", "fingerprint", "predict"]
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,6 @@ class Row:
     left: object
     right: object
     verdict: str
-
-
-def verdict(path: str, left, right) -> str:
-    kind = judgement(path)
-    if kind == "shown":
-        return SHOWN
-    if left is None or right is None:
-        return AGREE if left is right else UNAVAILABLE
-    if kind == "tolerant":
-        return AGREE if abs(left - right) <= TOLERANCE else DIFFER
-    return AGREE if left == right else DIFFER
 
 
 def compare(left: dict, right: dict) -> list[Row]:
@@ -55,11 +44,9 @@ def compare(left: dict, right: dict) -> list[Row]:
             label = (left["steps"] if i < len(left["steps"]) else right["steps"])[i]["label"]
             rows.append(Row(i, label, "outcome", None, None, DIFFER))
             continue
-        fl, fr = flatten(left["steps"][i]), flatten(right["steps"][i])
         label = left["steps"][i]["label"]
-        for path in sorted(fl.keys() | fr.keys(), key=_path_order):
-            lv, rv = fl.get(path, missing_value(path)), fr.get(path, missing_value(path))
-            rows.append(Row(i, label, path, lv, rv, verdict(path, lv, rv)))
+        found = sorted(step_verdicts(left["steps"][i], right["steps"][i]), key=lambda f: _path_order(f[0]))
+        rows.extend(Row(i, label, *f) for f in found)
     return rows
 
 
@@ -98,13 +85,8 @@ class Fingerprint:
     agreement: dict[str, dict[str, int]]  # profile -> scenario -> number of differing fields
 
 
-def _judged_values(record: dict) -> dict[tuple[int, str, str], object]:
-    values = {}
-    for i, step in enumerate(record["steps"]):
-        for path, value in flatten(step).items():
-            if judgement(path) != "shown":
-                values[(i, step["label"], path)] = value
-    return values
+def _flat_steps(record: dict) -> list[dict[str, object]]:
+    return [flatten(step) for step in record["steps"]]
 
 
 def _same(path: str, a, b) -> bool:
@@ -113,27 +95,38 @@ def _same(path: str, a, b) -> bool:
 
 def decide(scenario: str, predictions: dict[str, dict], host: dict) -> Decision:
     """Split the profiles by their predictions for one scenario and place the host."""
-    values = {p: _judged_values(r) for p, r in predictions.items()}
-    keys = sorted(set().union(*values.values()), key=lambda k: (k[0], _path_order(k[2])))
-    first = next(iter(values.values()))
+    flats = {p: _flat_steps(r) for p, r in predictions.items()}
+    labels = [step["label"] for step in next(iter(predictions.values()))["steps"]]
+    keys = sorted(
+        {
+            (i, path)
+            for steps in flats.values()
+            for i, flat in enumerate(steps)
+            for path in flat
+            if judgement(path) != "shown"
+        },
+        key=lambda k: (k[0], _path_order(k[1])),
+    )
 
-    def get(vals, key):
-        return vals.get(key, missing_value(key[2]))
+    def get(steps, key):
+        i, path = key
+        return lookup(steps[i], path) if i < len(steps) else None
 
-    deciding = [k for k in keys if any(not _same(k[2], get(first, k), get(v, k)) for v in values.values())]
+    first = next(iter(flats.values()))
+    deciding = [k for k in keys if any(not _same(k[1], get(first, k), get(steps, k)) for steps in flats.values())]
     groups: dict[tuple, list[str]] = {}
-    for profile, vals in values.items():
-        groups.setdefault(tuple(get(vals, k) for k in deciding), []).append(profile)
-    host_values = _judged_values(host)
-    seen = tuple(get(host_values, k) for k in deciding)
+    for profile, steps in flats.items():
+        groups.setdefault(tuple(get(steps, k) for k in deciding), []).append(profile)
+    host_steps = _flat_steps(host)
+    seen = tuple(get(host_steps, k) for k in deciding)
     matches = [
         p
-        for p, vals in values.items()
-        if all(_same(k[2], get(vals, k), v) for k, v in zip(deciding, seen, strict=True))
+        for p, steps in flats.items()
+        if all(_same(k[1], get(steps, k), v) for k, v in zip(deciding, seen, strict=True))
     ]
     return Decision(
         scenario,
-        tuple((label, path) for _, label, path in deciding),
+        tuple((labels[i], path) for i, path in deciding),
         {k: tuple(v) for k, v in groups.items()},
         seen,
         tuple(matches),
