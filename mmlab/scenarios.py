@@ -691,14 +691,19 @@ def huge_zero_page(run: Run):
 
 @scenario(
     "madv-cold",
-    "MADV_COLD moves whole THPs to the inactive list without splitting or freeing them.",
-    needs=("thp", "cold"),
+    "MADV_COLD clears the accessed bits of PMD-mapped THPs, and moves THPs that failed reclaim (and "
+    "so were activated) back to the inactive list whole, without splitting them.",
+    needs=("thp", "cold", "pageout"),
 )
 def madv_cold(run: Run):
     p = run.spawn()
     a = run.region(p, 2 * THP)
     run.step("touch", p.write, a, 2 * THP, 1)
     run.step("MADV_COLD", p.madvise, a, 2 * THP, MADV_COLD)
+    run.step("MADV_FREE", p.madvise, a, 2 * THP, MADV_FREE)
+    run.step("rewrite", p.write, a, 2 * THP, 2)
+    run.step("MADV_PAGEOUT (kept, activated)", p.madvise, a, 2 * THP, MADV_PAGEOUT)
+    run.step("MADV_COLD again", p.madvise, a, 2 * THP, MADV_COLD)
 
 
 @scenario(
