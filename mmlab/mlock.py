@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import errno
 
-from .mm_types import VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_WRITE
+from .mm_types import VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_READ, VM_WRITE
+from .mmap import apply_to_vmas, vma_modify_flags
 from .page_flags import PG, folio_test_large, folio_test_lru, folio_test_mlocked, folio_test_unevictable
 from .pgtable import PmdHuge, pmd_index, pte_index
 from .state import count_vm_events, current, trace
@@ -146,8 +147,6 @@ def _mapped_run(ptes, first: int, folio, page: int, limit_bytes: int) -> int:
 def mlock_fixup(vma, start: int, end: int, newflags: int) -> None:
     """Give [start, end) of one VMA new lock flags, splitting the VMA as needed, and mlock or
     munlock what is already mapped there."""
-    from .mmap import vma_modify_flags
-
     oldflags = vma.vm_flags
     vma = vma_modify_flags(vma, start, end, newflags)
     if newflags & VM_LOCKED and oldflags & VM_LOCKED:
@@ -156,11 +155,12 @@ def mlock_fixup(vma, start: int, end: int, newflags: int) -> None:
 
 
 def apply_vma_lock_flags(mm, start: int, length: int, flags: int) -> None:
-    end = start + length
-    for vma in list(mm.vmas_in(start, end)):
+    def fixup(vma, lo: int, hi: int) -> None:
         newflags = (vma.vm_flags & ~VM_LOCKED_MASK) | flags
         if newflags != vma.vm_flags:
-            mlock_fixup(vma, max(start, vma.vm_start), min(end, vma.vm_end), newflags)
+            mlock_fixup(vma, lo, hi, newflags)
+
+    apply_to_vmas(mm, start, start + length, fixup)
 
 
 def check_range_mapped(mm, start: int, end: int) -> None:
@@ -175,25 +175,27 @@ def check_range_mapped(mm, start: int, end: int) -> None:
 
 
 def do_mlock(mm, start: int, length: int, flags: int) -> None:
-    """mlock() and mlock2(): lock the VMAs, then (unless MLOCK_ONFAULT) fault in every page."""
+    """mlock() and mlock2(): lock the VMAs, then (unless MLOCK_ONFAULT) fault in every page.
+    A PROT_NONE VMA is locked but cannot be faulted in: ENOMEM, and populating stops there
+    (populate_vma_page_range() in mm/gup.c returns -EFAULT, which mlock reports as ENOMEM)."""
     from .memory import populate_vma_page_range
 
     if flags & ~MLOCK_ONFAULT:
         raise OSError(errno.EINVAL, "mlock2: unknown flags")
     start, end = _page_range(start, length)
-    check_range_mapped(mm, start, end)
     vm_flags = VM_LOCKED | (VM_LOCKONFAULT if flags & MLOCK_ONFAULT else 0)
     apply_vma_lock_flags(mm, start, end - start, vm_flags)
-    if flags & MLOCK_ONFAULT:
-        return
     for vma in mm.vmas_in(start, end):
+        if vma.vm_flags & VM_LOCKONFAULT:
+            continue
+        if not vma.vm_flags & (VM_READ | VM_WRITE):
+            raise OSError(errno.ENOMEM, f"mlock: {vma!r} is PROT_NONE: locked, but nothing can be faulted in")
         populate_vma_page_range(vma, max(start, vma.vm_start), min(end, vma.vm_end),
                                 write=bool(vma.vm_flags & VM_WRITE))
 
 
 def do_munlock(mm, start: int, length: int) -> None:
     start, end = _page_range(start, length)
-    check_range_mapped(mm, start, end)
     apply_vma_lock_flags(mm, start, end - start, 0)
 
 

@@ -116,21 +116,37 @@ def do_munmap(mm, start: int, length: int) -> None:
         mm.vmas.remove(vma)
 
 
+def apply_to_vmas(mm, start: int, end: int, fixup) -> None:
+    """The loop mprotect() and mlock() share: ``fixup(vma, lo, hi)`` for each VMA of
+    [start, end) in address order. Each VMA is looked up after the previous fixup, which may
+    have split or merged VMAs. A hole stops the walk with ENOMEM; what was changed before
+    it stays changed (do_mprotect_pkey() in mm/mprotect.c, apply_vma_lock_flags() in mm/mlock.c)."""
+    addr = start
+    while addr < end:
+        vma = mm.find_vma(addr)
+        if vma is None:
+            raise OSError(errno.ENOMEM, f"nothing is mapped at {addr:#x}")
+        hi = min(end, vma.vm_end)
+        fixup(vma, addr, hi)
+        addr = hi
+
+
 def do_mprotect(mm, start: int, length: int, prot: int) -> None:
     """mprotect(): new VM_READ/VM_WRITE on the range; removing write permission write-protects
     the entries (a huge PMD stays huge when the range covers all of it)."""
     from .memory import change_protection
-    from .mlock import check_range_mapped
 
     if start % PAGE_SIZE:
         raise OSError(errno.EINVAL, "mprotect: address must be page aligned")
     if prot & ~(PROT_READ | PROT_WRITE):
         raise OSError(errno.EINVAL, "mprotect: the model supports PROT_NONE, PROT_READ and PROT_WRITE")
-    end = start + -(-length // PAGE_SIZE) * PAGE_SIZE
-    check_range_mapped(mm, start, end)
-    for vma in list(mm.vmas_in(start, end)):
-        lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
+
+    def mprotect_fixup(vma, lo: int, hi: int) -> None:
         newflags = (vma.vm_flags & ~(VM_READ | VM_WRITE)) | prot_to_vm_flags(prot)
+        if newflags == vma.vm_flags:
+            return
         vma = vma_modify_flags(vma, lo, hi, newflags)
         if not newflags & VM_WRITE:
             change_protection(vma, lo, hi)
+
+    apply_to_vmas(mm, start, start + -(-length // PAGE_SIZE) * PAGE_SIZE, mprotect_fixup)
