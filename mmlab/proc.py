@@ -43,6 +43,7 @@ VMSTAT_FIELDS = (
     "thp_fault_fallback",
     "thp_split_pmd",
     "thp_split_page",
+    "thp_split_page_failed",
     "thp_deferred_split_page",
     "thp_swpout",
     "thp_swpout_fallback",
