@@ -293,9 +293,10 @@ def folio_unqueue_deferred_split(folio) -> None:
 def split_folio(folio, folio_list: list | None = None) -> bool:
     """split_huge_page_to_list_to_order(..., 0): turn a THP into 512 small folios.
 
-    The caller holds one reference. Every PMD mapping is split first (as the kernel's
-    unmap_folio does); then the split goes ahead only if no one else holds a reference
-    (refcount == mapcount + 1). Each page keeps its mappings; pages no one maps are freed.
+    The caller holds one reference. The split goes ahead only if no one else holds one
+    (refcount == mapcount + 1, can_split_folio(), checked before anything is touched); then
+    every PMD mapping is split (as the kernel's unmap_folio does). Each page keeps its
+    mappings; pages no one maps are freed.
     With ``folio_list`` (reclaim's isolated list) the new folios join that list, else the
     head's LRU list. Returns True on success.
     """
@@ -303,11 +304,11 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
 
     if folio.order == 0:
         return True
-    rmap_walk(folio, lambda f, vma, address, arg: split_huge_pmd_address(vma, address, f) or True)
-    if folio_ref_count(folio) != folio_mapcount(folio) + 1 or folio_maybe_dma_pinned(folio):
+    if folio_ref_count(folio) != folio_mapcount(folio) + 1:
         count_vm_event("thp_split_page_failed")
-        trace("split_folio", "extra references: cannot split", folio)
+        trace("split_folio", "extra references (a pin?): cannot split", folio)
         return False
+    rmap_walk(folio, lambda f, vma, address, arg: split_huge_pmd_address(vma, address, f) or True)
     mappings = _pte_mappings(folio)
     folio_unqueue_deferred_split(folio)
     nr = folio.nr_pages
