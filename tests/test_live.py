@@ -21,7 +21,7 @@ from mmlab import (
     SegmentationFault,
     cli,
 )
-from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, probe, procfs, timing
+from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, compare, probe, procfs, timing
 
 pytestmark = pytest.mark.live
 THP = HPAGE_PMD_SIZE
@@ -170,6 +170,13 @@ def test_the_live_command_prints_json_with_comparison_fingerprint_and_timing(cap
     assert {r["verdict"] for r in rows} <= {"agree", "shown"}
     assert document["fingerprint"]["profiles"] == ["6.18.44"]
     assert [t["case"] for t in document["timing"]] == [c.name for c in timing.CASES]
+
+
+def test_side_by_side_compares_a_scenario_on_the_model_and_the_host():
+    rows = compare.side_by_side("lazyfree-small", profile="6.11", runs=1)
+    assert {r.label for r in rows} >= {"touch", "MADV_FREE", "MADV_PAGEOUT", "read"}
+    freed = next(r for r in rows if r.label == "MADV_PAGEOUT" and r.path == "vmstat.pglazyfreed")
+    assert (freed.left, freed.right, freed.verdict) == (1024, 1024, compare.AGREE)
 
 
 def test_timing_measures_every_case_on_a_tiny_size(machine):

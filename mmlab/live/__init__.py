@@ -10,7 +10,12 @@ Each live process is a separate server process, so a crash or a leak there canno
 the notebook. Only the lab's own mappings are touched, at most 1 GiB at a time, reclaim
 happens only through MADV_PAGEOUT, and nothing is written to /proc/sys, /sys or cgroup
 files. ``mmlab live`` (mmlab.live.cli) runs the scenarios, compares them with the model,
-fingerprints the kernel and times reclaim.
+fingerprints the kernel and times reclaim; in a notebook,
+
+    from mmlab.live.compare import format_rows, side_by_side
+    print("\n".join(format_rows(side_by_side("lazyfree-reclaim", profile="6.11"))))
+
+shows one scenario on a model profile and on this kernel, field by field.
 """
 
 from .env import Environment, LiveUnavailable, probe

@@ -109,8 +109,8 @@ def _print_report(args, host, rows, skipped, fp, timings) -> None:
         print(f"  {name:<24} {state:<28} {rec['shows']}")
         if rec["unsettled"]:
             print(f"      {rec['runs']} runs disagreed on: {'; '.join(rec['unsettled'])}")
-        for r in rows[name] if args.all_fields else differ:
-            print(f"      step {r.step} {r.label}: {r.path}: model {r.left!r}, host {r.right!r} [{r.verdict}]")
+        for line in compare.format_rows(rows[name] if args.all_fields else differ):
+            print(f"      {line}")
     for name, reason in skipped.items():
         print(f"  {name:<24} skipped: {reason}")
 

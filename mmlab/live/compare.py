@@ -16,7 +16,19 @@ from dataclasses import dataclass
 from .. import scenarios
 from ..scenarios import AGREE, DIFFER, SHOWN, UNAVAILABLE, flatten, judgement, lookup, step_verdicts, verdict
 
-__all__ = ["AGREE", "DIFFER", "SHOWN", "UNAVAILABLE", "compare", "decide", "disagreements", "fingerprint", "predict"]
+__all__ = [
+    "AGREE",
+    "DIFFER",
+    "SHOWN",
+    "UNAVAILABLE",
+    "compare",
+    "decide",
+    "disagreements",
+    "fingerprint",
+    "format_rows",
+    "predict",
+    "side_by_side",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,26 @@ def _path_order(path: str) -> tuple:
 
 def disagreements(left: dict, right: dict) -> list[Row]:
     return [r for r in compare(left, right) if r.verdict == DIFFER]
+
+
+def format_rows(rows: Iterable[Row], names: tuple[str, str] = ("model", "host")) -> list[str]:
+    """One line per row: step, field, both values and the verdict."""
+    left, right = names
+    return [f"step {r.step} {r.label}: {r.path}: {left} {r.left!r}, {right} {r.right!r} [{r.verdict}]" for r in rows]
+
+
+def side_by_side(name: str, profile: str = "6.18.44", runs: int = 2) -> list[Row]:
+    """Run one scenario on a model profile and on this machine's kernel; every field of
+    every step, model on the left, host on the right. For notebooks:
+
+        for line in format_rows(side_by_side("lazyfree-reclaim")): print(line)
+    """
+    from .env import probe
+    from .machine import Machine
+
+    host = scenarios.record(name, Machine, runs=runs)
+    model = scenarios.run_scenario(name, model_machine_factory(profile, probe())())
+    return compare(model, host)
 
 
 # -- fingerprint ----------------------------------------------------------------------

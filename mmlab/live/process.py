@@ -12,6 +12,7 @@ import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..memory import SegmentationFault
@@ -46,6 +47,31 @@ def spawn_server() -> tuple[socket.socket, dict, subprocess.Popen]:
     except channel.ChannelClosed:
         raise LiveProcessDied(f"the live server failed to start (exit status {popen.wait()})") from None
     return ours, hello, popen
+
+
+def _exit_waiter(pid: int):
+    """A function that returns once process ``pid`` (not our child: a forked live process
+    is its server's child) has exited. A pidfd (Linux 5.3+) becomes readable at exit, after
+    the kernel has released the process's memory; without one, poll until it is gone."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None
+
+    def wait_exit():
+        if pidfd is not None:
+            select.select([pidfd], [], [], REPLY_TIMEOUT)
+            os.close(pidfd)
+            return
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.001)
+
+    return wait_exit
 
 
 class Pin:
@@ -166,13 +192,7 @@ class Process:
             raise
         finally:
             theirs.close()
-        pidfd = os.pidfd_open(pid)
-
-        def wait_exit():
-            select.select([pidfd], [], [], REPLY_TIMEOUT)
-            os.close(pidfd)
-
-        child = Process(self.machine, ours, pid, wait_exit)
+        child = Process(self.machine, ours, pid, _exit_waiter(pid))
         child.mapped = self.mapped
         self.machine._adopt(child)
         return child
