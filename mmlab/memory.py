@@ -272,7 +272,7 @@ def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
         copy.data[0] = folio.data[pte.page]
         dst_vma.vm_mm.MM_ANONPAGES += 1
         trace("copy_present_page", f"pinned page at {address:#x}: the child gets its own copy now", copy)
-        return Pte(copy, 0, write=True, dirty=True)
+        return Pte(copy, 0, write=bool(dst_vma.vm_flags & VM_WRITE), dirty=True)
     folio.anon_exclusive[pte.page] = 0
     folio_add_anon_rmap_ptes(folio, pte.page, 1, dst_vma, exclusive=False)
     folio_get(folio)
