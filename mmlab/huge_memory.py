@@ -73,7 +73,10 @@ def do_huge_pmd_wp_page(vma, address: int, entry: PmdHuge) -> bool:
     PMD and let the PTE fault copy just the one 4 KiB page (no THP is copied on COW).
     Returns False when the fault must continue at PTE level."""
     folio = entry.folio
-    if not folio.flags & PG.zero:
+    if folio.flags & PG.zero:
+        if kernel.thp_on_huge_zero_wp:
+            return do_huge_zero_wp_pmd(vma, address)
+    else:
         if not folio.anon_exclusive[0] and folio_ref_count(folio) == 1:
             folio.anon_exclusive[:] = b"\x01" * folio.nr_pages
         if folio.anon_exclusive[0]:
@@ -83,6 +86,20 @@ def do_huge_pmd_wp_page(vma, address: int, entry: PmdHuge) -> bool:
     trace("do_huge_pmd_wp_page", "shared THP or huge zero page: split the PMD, fall back to a PTE fault", folio)
     __split_huge_pmd(vma, address)
     return False
+
+
+def do_huge_zero_wp_pmd(vma, address: int) -> bool:
+    """Write to the huge zero page: replace it by a new zero-filled THP (keeping the table
+    deposited for the zero PMD), instead of splitting it into 512 zero-page PTEs."""
+    from .memory import alloc_anon_folio
+
+    mm = vma.vm_mm
+    folio = alloc_anon_folio(vma, address, HPAGE_PMD_ORDER)
+    count_vm_event("thp_fault_alloc")
+    mm.pmds[pmd_index(address)] = PmdHuge(folio, write=True, dirty=True)
+    mm.MM_ANONPAGES += HPAGE_PMD_NR
+    trace("do_huge_zero_wp_pmd", "write to the huge zero page: a new THP takes its place", folio)
+    return True
 
 
 def __split_huge_pmd(vma, address: int) -> None:

@@ -58,6 +58,12 @@ CHANGES = {
         "mm: support batched unmap for lazyfree large folios during reclamation",
         "354dffd29575 (merged 6.15)",
     ),
+    "thp_on_huge_zero_wp": Change(
+        "mm: Allocate THP on hugezeropage wp-fault",
+        "Dev Jain, series 'Do not shatter hugezeropage on wp-fault', v2 Message-Id 20240904100923.290042-1",
+        "not in 6.12.117 (mm/huge_memory.c still splits); merged in a later release (6.13 assumed, "
+        "unverified); observed on 6.18.44",
+    ),
     "mlock_large_in_ttu": Change(
         "mm/rmap: mlock large folios in try_to_unmap_one()",
         "Kiryl Shutsemau, 'mm: Improve mlock tracking for large folios', PATCHv3 23 Sep 2025 (in 6.18)",
@@ -77,6 +83,7 @@ class Profile:
     pmd_lazyfree_no_split: bool = False
     swapbacked_only_if_dirty: bool = False
     batched_lazyfree_unmap: bool = False
+    thp_on_huge_zero_wp: bool = False
     mlock_large_in_ttu: bool = False
 
     def __repr__(self):
@@ -96,7 +103,8 @@ _6_11_v6 = replace(_6_11, name="6.11-v6",
 _6_15 = replace(_6_11, name="6.15",
                 summary="batched unmap of lazyfree large folios; a lazyfree PMD that cannot be discarded "
                 "aborts instead of splitting",
-                pmd_lazyfree_no_split=True, swapbacked_only_if_dirty=True, batched_lazyfree_unmap=True)
+                pmd_lazyfree_no_split=True, swapbacked_only_if_dirty=True, batched_lazyfree_unmap=True,
+                thp_on_huge_zero_wp=True)
 _6_18 = replace(_6_15, name="6.18", summary="mlock tracking for large folios inside try_to_unmap_one",
                 mlock_large_in_ttu=True)
 _6_18_44 = replace(_6_18, name="6.18.44",
