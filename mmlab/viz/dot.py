@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 
 FONT = "Helvetica"
+MAX_SIZE = "10,40"  # inches: a wider drawing is scaled down to fit a notebook column
 
 # Fill colours for the states a learner should spot at a glance.
 COLOURS = {
@@ -37,15 +38,15 @@ def esc(text) -> str:
 
 def cell(text: str, *, port: str | None = None, colour: str | None = None, bold: bool = False,
          align: str = "left", span: int = 1) -> str:
-    """One ``<td>``; ``text`` is escaped here."""
-    attrs = f' align="{align}"'
+    """One ``<td>``; ``text`` is escaped here, and its newlines break the line."""
+    attrs = f' align="{align}"' + (f' balign="{align}"' if "\n" in str(text) else "")
     if port:
         attrs += f' port="{port}"'
     if colour:
         attrs += f' bgcolor="{colour}"'
     if span > 1:
         attrs += f' colspan="{span}"'
-    body = esc(text) if text != "" else " "
+    body = esc(text).replace("\n", "<br/>") if text != "" else " "
     return f"<td{attrs}>{'<b>' + body + '</b>' if bold else body}</td>"
 
 
@@ -73,7 +74,8 @@ class Graph:
 
     def __init__(self, name: str, **attrs):
         self.name = name
-        self.attrs = {"rankdir": "LR", "fontname": FONT, "fontsize": "11", **attrs}
+        self.attrs = {"rankdir": "LR", "fontname": FONT, "fontsize": "11", "size": MAX_SIZE,
+                      "ranksep": "0.35", **attrs}
         self._nodes: dict[str, str] = {}
         self._edges: list[str] = []
         self._extra: list[str] = []

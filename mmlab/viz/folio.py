@@ -5,6 +5,8 @@ step, from trace snapshots).
 
 from __future__ import annotations
 
+import textwrap
+
 from ..mm_types import Folio, folio_entire_mapcount, folio_mapcount
 from ..page_flags import PG, flag_names
 from ..state import folio_snapshot
@@ -46,6 +48,11 @@ def flags_colour(flags: int) -> str:
     return COLOURS["anon"] if flags & PG.anon else COLOURS["empty"]
 
 
+def flags_text(flags: int) -> str:
+    """The flag names, on lines of a few names each."""
+    return "\n".join(textwrap.wrap(" ".join(flag_names(flags)), 30)) or "none"
+
+
 def folio_rows(folio: Folio) -> list[str]:
     """A few lines that identify a folio's state, for diagrams that show many folios."""
     if folio.flags & PG.zero:
@@ -55,7 +62,7 @@ def folio_rows(folio: Folio) -> list[str]:
     return [
         row(cell(size_text(folio.order))),
         row(cell(f"refcount {folio._refcount} · mapcount {folio_mapcount(folio)}")),
-        row(cell(" ".join(flag_names(folio.flags)))),
+        row(cell(flags_text(folio.flags))),
     ]
 
 
@@ -78,7 +85,7 @@ def _detail_rows(folio: Folio) -> list[str]:
     if folio.order:
         fields += [("entire mapcount", folio_entire_mapcount(folio)), ("pages PTE-mapped", folio._nr_pages_mapped),
                    ("page mapcounts", page_mapcounts(folio)), ("_pincount", folio._pincount)]
-    fields += [("mlock_count", folio.mlock_count), ("flags", " ".join(flag_names(folio.flags)) or "none"),
+    fields += [("mlock_count", folio.mlock_count), ("flags", flags_text(folio.flags)),
                ("LRU list", folio.lru or "none")]
     if folio.anon_vma is not None:
         fields += [("anon_vma", f"{folio.anon_vma.id} (index {folio.index:#x})")]
