@@ -9,6 +9,7 @@ small folios; counted in thp_split_page).
 
 from __future__ import annotations
 
+from .mlock import mlock_vma_folio
 from .mm_types import Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
 from .page_alloc import folio_get, folio_put
 from .page_flags import (
@@ -325,6 +326,10 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
         count_vm_event("thp_split_page_failed")
         trace("split_folio", "extra references (a pin?): cannot split", folio)
         return False
+    if folio._nr_pages_mapped and folio_mapcount(folio) > 1:
+        # unmap_folio() replaces PTEs by migration entries one at a time: after the first,
+        # the folio is partly mapped and lands on the deferred split queue on its way.
+        deferred_split_folio(folio, partially_mapped=True)
     rmap_walk(folio, lambda f, vma, address, arg: split_huge_pmd_address(vma, address, f) or True)
     mappings = _pte_mappings(folio)
     folio_unqueue_deferred_split(folio)
@@ -347,17 +352,21 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
     folio.flags &= ~PG.partially_mapped
     folio.data = folio.data[:1]
     folio.anon_exclusive = folio.anon_exclusive[:1]
-    for table, slot, page in mappings:
+    for table, slot, page, _ in mappings:
         table.ptes[slot].folio, table.ptes[slot].page = pieces[page], 0
     if nr >= HPAGE_PMD_NR:
         count_vm_event("thp_split_page")
     _place_split_tails(folio, pieces[1:], folio_list)
+    for _, _, page, vma in mappings:
+        # remap_page(): each small folio's mapping is added back; a small folio mapped in a
+        # VM_LOCKED VMA is mlocked then (folio_add_anon_rmap_pte -> mlock_vma_folio).
+        mlock_vma_folio(pieces[page], vma)
     trace("split_folio", f"THP split into {nr} small folios", folio)
     return True
 
 
-def _pte_mappings(folio) -> list[tuple[PteTable, int, int]]:
-    """Every (table, slot, page) where a PTE maps a page of ``folio``."""
+def _pte_mappings(folio) -> list[tuple[PteTable, int, int, object]]:
+    """Every (table, slot, page, vma) where a PTE maps a page of ``folio``."""
     from .page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk
     from .pgtable import pte_index
     from .rmap import rmap_walk
@@ -367,7 +376,7 @@ def _pte_mappings(folio) -> list[tuple[PteTable, int, int]]:
     def collect(folio, vma, address, arg):
         pvmw = PageVmaMappedWalk(folio, vma, address)
         while page_vma_mapped_walk(pvmw):
-            found.append((pvmw.pmd, pte_index(pvmw.address), pvmw.pte.page))
+            found.append((pvmw.pmd, pte_index(pvmw.address), pvmw.pte.page, vma))
         return True
 
     rmap_walk(folio, collect)

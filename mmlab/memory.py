@@ -137,6 +137,7 @@ def populate_vma_page_range(vma, start: int, end: int, write: bool) -> None:
     lazyfree)."""
     from .huge_memory import touch_pmd
     from .page_flags import folio_set_dirty
+    from .swap import folio_mark_accessed
 
     mm = vma.vm_mm
     addr = start
@@ -149,10 +150,12 @@ def populate_vma_page_range(vma, start: int, end: int, write: bool) -> None:
         pte = entry.ptes[pte_index(addr)] if isinstance(entry, PteTable) else None
         if pte is None or (write and not pte.write):
             handle_mm_fault(vma, addr, write)
-        else:
-            pte.young = True
-            if write and not pte.dirty and not pte.folio.flags & (PG.dirty | PG.zero):
+            continue  # GUP looks the page up again after the fault, and touches it then
+        pte.young = True
+        if not pte.folio.flags & PG.zero:
+            if write and not pte.dirty and not pte.folio.flags & PG.dirty:
                 folio_set_dirty(pte.folio)
+            folio_mark_accessed(pte.folio)
         addr += PAGE_SIZE
 
 

@@ -95,3 +95,17 @@ def folio_deactivate(folio) -> None:
     folio_clear_referenced(folio)
     lruvec_add_folio(folio)
     count_vm_events("pgdeactivate", folio.nr_pages)
+
+
+def folio_mark_accessed(folio) -> None:
+    """A software access (e.g. mlock's populate touching a present page): the first marks
+    the folio referenced, the second activates it."""
+    if not folio.flags & PG.referenced:
+        folio.flags |= PG.referenced
+    elif not folio_test_unevictable(folio) and not folio_test_active(folio):
+        if folio_test_lru(folio):
+            lruvec_del_folio(folio)
+            folio.flags |= PG.active
+            lruvec_add_folio(folio)
+            count_vm_events("pgactivate", folio.nr_pages)
+        folio.flags &= ~PG.referenced

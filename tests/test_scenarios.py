@@ -14,18 +14,6 @@ from mmlab.live import compare, evidence
 HOST_DIR = Path(__file__).parent / "data" / "host-6.18.44"
 STORED = evidence.load(HOST_DIR)
 
-# Where the model's 6.18.44 profile is known to differ from the host, and why. Each entry
-# is a strict xfail: when the model is fixed, the test passes and the entry must go.
-KNOWN_MODEL_GAPS = {
-    "huge-zero-page": "the host allocates a THP on a write fault to the huge zero page (no PMD split); "
-    "the model splits and copies 4 KiB",
-    "locked-boundary": "after the folio split, the host mlocks the small folios inside the VM_LOCKED VMA "
-    "(and counts a deferred split); the model leaves them unlocked",
-    "lazyfree-rewrite-twice": "the host counts thp_deferred_split_page +2 when the fallback splits the "
-    "PTE-mapped swap-backed THPs; the model counts none",
-}
-
-
 @pytest.fixture(scope="module")
 def model_records():
     return compare.predict(STORED, ["6.18.44"])["6.18.44"]
@@ -68,9 +56,7 @@ def test_the_recorded_baseline_matches_the_notes():
 
 
 @pytest.mark.parametrize("name", sorted(STORED))
-def test_the_model_agrees_with_the_host(name, model_records, request):
-    if name in KNOWN_MODEL_GAPS:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_MODEL_GAPS[name], strict=True))
+def test_the_model_agrees_with_the_host(name, model_records):
     host = STORED[name]["record"]
     assert [
         f"step {r.step} {r.label}: {r.path}: model {r.left!r}, host {r.right!r}"
