@@ -205,12 +205,13 @@ def outcome_html(outcome: Outcome, max_decisions: int = 8) -> str:
     from .replay import Replay
 
     replay = Replay(outcome.events)
+    decisions = replay.decisions()
     lines = []
-    for first, count in replay.decisions()[:max_decisions]:
+    for first, count in decisions[:max_decisions]:
         event = replay.events[first]
         times = f" (x{count})" if count > 1 else ""
         lines.append(f"<li><code>{esc(event.function)}</code>: {esc(event.message)}{times}</li>")
-    more = len(replay.decisions()) - max_decisions
+    more = len(decisions) - max_decisions
     if more > 0:
         lines.append(f"<li>... {more} more</li>")
     return f"<p><b>{esc(str(outcome))}</b></p>" + (f"<ul>{''.join(lines)}</ul>" if lines else "")
@@ -282,8 +283,7 @@ class ExplorerWidget:
         pid = self.process.value
         last = explorer.outcomes[-1] if explorer.outcomes else None
         self.outcome.value = outcome_html(last) if last else "<p>press a button to make a system call</p>"
-        self.smaps.value = _kv_table(f"smaps of process {pid} over the region ({explorer.thp_map(pid)})",
-                                     explorer.smaps(pid), " kB")
+        self.smaps.value = _kv_table(f"smaps of process {pid} over the region", explorer.smaps(pid), " kB")
         self.vmstat.value = _kv_table("vmstat deltas of the last call", last.vmstat if last else {})
         self.diagram.value = self._html(explorer.page_tables_dot(pid))
 
