@@ -91,7 +91,12 @@ def _folio_run(ptes, first: int, limit: int, folio, page: int) -> int:
 
 def madvise_free_single_vma(vma, start: int, end: int) -> None:
     """MADV_FREE: mark anon folios lazyfree: reclaim may drop them instead of swapping, unless
-    they are written again first. Large folios only partly in the range are split."""
+    they are written again first. Large folios only partly in the range are split.
+
+    Only a PMD-mapped THP, and a large folio that would need splitting, are skipped when
+    another process may map them. A PTE-mapped folio shared after fork() is still marked
+    lazyfree (unless PG_dirty is set): this process's PTEs become clean, the other
+    process's stay dirty, and reclaim keeps the folio when it meets a dirty one."""
     from .huge_memory import folio_maybe_mapped_shared, madvise_free_huge_pmd, split_folio
     from .swap import folio_mark_lazyfree
 
@@ -124,10 +129,12 @@ def madvise_free_single_vma(vma, start: int, end: int) -> None:
                     if not split:
                         i += nr
                     continue  # after a split, look at the same PTE again: it maps a small folio
-            if folio_maybe_mapped_shared(folio):
-                i += nr
-                continue
             if folio_test_dirty(folio):
+                # Clearing PG_dirty would hide another process's write; a folio mapped by
+                # exactly its own pages' count of PTEs here can only be this mm's.
+                if folio_mapcount(folio) != folio.nr_pages:
+                    i += nr
+                    continue
                 folio_clear_dirty(folio)
             for pte in ptes[i:i + nr]:
                 pte.young = pte.dirty = False
