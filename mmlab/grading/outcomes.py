@@ -18,7 +18,7 @@ from .assemble import FREE, HIDDEN, Slot
 from .checking import ERROR, FAILED, PASSED
 from .notebooks import CHECK, SOLUTION
 from .registry import Check
-from .sandbox import STARTUP_GRACE_SECONDS, Limits, RunReport
+from .sandbox import Limits, RunReport
 
 TIMEOUT, NOT_RUN, MISSING, UNREADABLE, GRADER_ERROR = "timeout", "not-run", "missing", "unreadable", "grader-error"
 GRADED, KERNEL_DIED, KERNEL_FAILED = "graded", "kernel-died", "kernel-failed"
@@ -174,8 +174,7 @@ class Interpreter:
         kind = stop.get("event")
         where = self._label(stop.get("index"))
         if self.report.killed:
-            limit = self.limits.notebook_timeout + STARTUP_GRACE_SECONDS
-            return f"grading of this notebook was stopped after {limit:g} s."
+            return f"grading of this notebook was stopped after {self.limits.wall_seconds:g} s."
         if kind == "died":
             return (
                 f"the kernel died while running {where} (it crashed, called os._exit, was killed, "

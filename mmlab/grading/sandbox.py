@@ -34,7 +34,6 @@ from .checking import RESULTS_ENV
 from .learner import GRADED_LEARNER_ENV, LEARNER_ENV
 from .registry import CHECK_PATH_ENV
 
-STARTUP_GRACE_SECONDS = 30
 FILE_BYTES = 256 * 2**20
 
 
@@ -46,6 +45,12 @@ class Limits:
     notebook_timeout: float = 300
     memory_mb: int = 2048
     output_chars: int = 200_000
+    startup_grace: float = 30
+
+    @property
+    def wall_seconds(self) -> float:
+        """When the watchdog kills a run: the notebook's time plus the grace for starting up."""
+        return self.notebook_timeout + self.startup_grace
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ def run_notebook(files: RunFiles, limits: Limits, *, learner: str | None, hide: 
             start_new_session=True,
         )
         try:
-            returncode = process.wait(timeout=limits.notebook_timeout + STARTUP_GRACE_SECONDS)
+            returncode = process.wait(timeout=limits.wall_seconds)
             killed = False
         except subprocess.TimeoutExpired:
             _kill_group(process.pid)

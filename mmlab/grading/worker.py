@@ -26,7 +26,7 @@ from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 
 TIMEOUT_ENAME = "CellTimeout"
-PROBE_SECONDS = 5
+PROBE_SECONDS = 3
 
 
 class EventLog:
@@ -72,7 +72,7 @@ class LimitedClient(NotebookClient):
 
     def kernel_responds(self) -> bool:
         """True if the kernel answers a trivial request within PROBE_SECONDS (after a timeout)."""
-        self.timeout = PROBE_SECONDS
+        self.timeout, self.shell_timeout_interval = PROBE_SECONDS, 1
         return self.wait_for_reply(self.kc.execute("pass", store_history=False)) is not None
 
 
