@@ -2,6 +2,8 @@
 rendering with and without Graphviz, and the rich display of model objects."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -128,6 +130,12 @@ def test_a_live_process_is_refused_with_a_hint():
         page_tables_dot(LiveProcess(), 0, THP)
 
 
+def test_a_range_needs_both_its_ends():
+    m, p, a = thp_process()
+    with pytest.raises(ValueError, match="both addr and length"):
+        page_tables_dot(p, a)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, 7), st.integers(1, 8)), max_size=8))
 def test_slot_chars_agree_with_thp_map(actions):
@@ -241,3 +249,12 @@ def test_model_objects_display_without_dot_too(no_dot):
     m, p, child, a = mixed_state()
     data, _ = DisplayFormatter().format(m.folios[0x100600])
     assert data["text/plain"].startswith(INSTALL_HINT) and "image/svg+xml" not in data
+
+
+def test_the_model_and_its_diagrams_need_no_ipywidgets():
+    code = ("import sys; sys.modules['ipywidgets'] = None\n"  # importing it now fails
+            "from mmlab import Machine, MiB, MADV_HUGEPAGE\n"
+            "m = Machine(); p = m.spawn(); a = p.mmap(2 * MiB); p.madvise(a, 2 * MiB, MADV_HUGEPAGE); p.write(a)\n"
+            "assert 'image/svg+xml' in p._repr_mimebundle_()\n"
+            "from mmlab import viz; viz.Explorer().do('write')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -37,7 +37,8 @@ Trace step-through, profile diffs and the scenario explorer::
     r = viz.Replay(m.trace)            # or Replay(events, functions={"try_to_unmap_one"})
     r.step(3)                          # (sentence, DOT) of step 3; also r.sentence(i), r.dot(i)
     viz.replay_widget(m)               # slider + previous/next/next-decision buttons
-    viz.profile_diff_html("try_to_unmap_one", "6.10", "6.11", side_by_side=False) -> str (HTML)
+    viz.profile_diff_html("try_to_unmap_one", "6.10", "6.11", side_by_side=False) -> str (HTML;
+                                       # show it with IPython.display.HTML(...))
     viz.profile_diff_widget("try_to_unmap_one", "6.10", "6.11")
     x = viz.Explorer("6.11", 8 * MiB, actions=["write", "MADV_FREE"])   # plain state, no widgets
     x.do("MADV_PAGEOUT", offset=0, length=2 * MiB)   # -> Outcome (call, error, vmstat, events)

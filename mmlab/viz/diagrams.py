@@ -10,14 +10,13 @@ from ..mm_types import Folio
 from ..state import Event
 from .folio import folio_dot, folio_title, step_dot
 from .lru import lru_dot
-from .pagetables import default_range, model_mm, page_tables_dot
+from .pagetables import model_mm, page_tables_dot, resolve_range
 from .render import Diagram
 from .rmap import rmap_dot
 
 
 def page_tables_diagram(process, addr: int | None = None, length: int | None = None, *, expand: int = 4) -> Diagram:
-    if addr is None or length is None:
-        addr, length = default_range(model_mm(process))
+    addr, length = resolve_range(model_mm(process), addr, length)
     title = f"page tables of process {process.pid}, {addr:#x} + {length:#x}"
     return Diagram(page_tables_dot(process, addr, length, expand=expand), title)
 

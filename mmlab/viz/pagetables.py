@@ -30,8 +30,13 @@ def model_mm(process):
     return mm
 
 
-def default_range(mm) -> tuple[int, int]:
-    """The range spanning every VMA of ``mm`` (one slot at 0 if there is none)."""
+def resolve_range(mm, addr: int | None, length: int | None) -> tuple[int, int]:
+    """[addr, addr + length), or, when both are None, the range spanning every VMA of
+    ``mm`` (one slot at 0 if there is none)."""
+    if (addr is None) != (length is None):
+        raise ValueError("give both addr and length, or neither (to draw the whole address space)")
+    if addr is not None:
+        return addr, length
     if not mm.vmas:
         return 0, HPAGE_PMD_SIZE
     return mm.vmas[0].vm_start, mm.vmas[-1].vm_end - mm.vmas[0].vm_start
@@ -112,8 +117,7 @@ def page_tables_dot(process, addr: int | None = None, length: int | None = None,
     """The page tables of a model ``process`` over [addr, addr + length) (default: all of
     its VMAs). At most ``expand`` slots are drawn in full; the rest are summarised."""
     mm = model_mm(process)
-    if addr is None or length is None:
-        addr, length = default_range(mm)
+    addr, length = resolve_range(mm, addr, length)
     slots = slots_of(addr, length)
     chars = [slot_summary(mm, start) for start in slots]
     expanded = choose_expanded(mm, slots, chars, expand)

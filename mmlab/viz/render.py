@@ -58,11 +58,6 @@ class Diagram:
     def __repr__(self):
         return f"<Diagram: {self.title}>"
 
-    def __eq__(self, other):
-        return isinstance(other, Diagram) and other.source == self.source
-
-    __hash__ = None
-
     def svg(self) -> str:
         """The drawing as SVG text; raises GraphvizMissing without ``dot``."""
         return svg(self.source)
