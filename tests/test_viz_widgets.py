@@ -165,6 +165,13 @@ def test_replaying_on_another_kernel_shows_what_the_series_changed():
     assert [e.function for e in x.outcomes[-1].events].count("__discard_anon_folio_pmd_locked") == 4
 
 
+def test_replay_leaves_out_actions_that_no_longer_apply():
+    x = Explorer("6.11", 4 * MiB, actions=["write", "fork"])
+    x.history.insert(1, Action("unpin"))  # as if a pin had succeeded on the old kernel only
+    x.set_kernel("6.15")
+    assert [a.name for a in x.history] == ["write", "fork"] and x.pids == [1000, 1001]
+
+
 def test_fork_exit_and_pins_are_tracked():
     x = Explorer("6.11", 4 * MiB, actions=["write"])
     x.do("fork")

@@ -167,13 +167,18 @@ class Explorer:
             self.pins.setdefault(process.pid, []).append(result)
 
     def set_kernel(self, kernel: str) -> None:
-        """Start again on a machine running ``kernel`` and replay every action so far."""
+        """Start again on a machine running ``kernel`` and replay every action so far. An
+        action that no longer applies there (an unpin whose pin failed, a process that is
+        not running) is left out of the new history."""
         get_profile(kernel)
         history = self.history
         self.history = []
         self._boot(kernel)
         for action in history:
-            self.do(action)
+            try:
+                self.do(action)
+            except ValueError:
+                continue
 
     def page_tables_dot(self, pid: int | None = None) -> str:
         return page_tables_dot(self.process(pid), self.addr, self.size)
