@@ -6,20 +6,22 @@ without ``dot``, as the DOT source under one line on how to install Graphviz::
 
     from mmlab import Machine, MADV_FREE, MADV_HUGEPAGE, MiB
     from mmlab import viz
+    from mmlab.state import folio_snapshot
 
     m = Machine(kernel="6.11")
     p = m.spawn()
     a = p.mmap(8 * MiB)
     p.madvise(a, 8 * MiB, MADV_HUGEPAGE)
     p.write(a, 8 * MiB)
+    folio = m.folios[0x100000]
+    before = folio_snapshot(folio)           # from mmlab.state: what a trace Event records
     p.madvise(a, 2 * MiB, MADV_FREE)
     viz.page_tables_diagram(p, a, 8 * MiB)   # PMD entries, PTE tables as runs, folios
-    folio = m.folios[0x100000]
     folio                                    # model objects display themselves: Folio,
     p; m                                     # Process (its page tables), Machine (its LRU)
     viz.rmap_diagram(folio)                  # folio -> anon_vma -> chain -> VMA -> mm
     viz.lru_diagram(m)
-    viz.step_diagram(m.trace[-2].folio, m.trace[-1].folio, "folio_mark_lazyfree")
+    viz.step_diagram(before, folio, "MADV_FREE")   # what changed, highlighted
 
 The functions (all pure: the same state gives byte-identical DOT):
 
@@ -42,6 +44,9 @@ Trace step-through, profile diffs and the scenario explorer::
     viz.profile_diff_widget("try_to_unmap_one", "6.10", "6.11")
     x = viz.Explorer("6.11", 8 * MiB, actions=["write", "MADV_FREE"])   # plain state, no widgets
     x.do("MADV_PAGEOUT", offset=0, length=2 * MiB)   # -> Outcome (call, error, vmstat, events)
+    x.do("fork"); x.do("MADV_FREE", pid=1001)        # action names: viz.explorer.ACTIONS
+    x.set_kernel("6.10")                             # replay the history on another kernel
+    x.page_tables(pid), x.smaps(pid), x.thp_map(pid), x.pids, x.outcomes, x.machine
     viz.explorer_widget("6.11", 8 * MiB)           # buttons per syscall, kernel selector
 
 For nbval. Diagrams and model objects display deterministically: ``text/plain`` is a repr
