@@ -71,17 +71,20 @@ def munlock_folio(folio) -> None:
         if folio.mlock_count:
             trace("munlock_folio", f"mlock_count now {folio.mlock_count}: still mlocked", folio)
             return
-    if folio_test_mlocked(folio):
-        folio.flags &= ~PG.mlocked
-        current.machine.vmstat["nr_mlock"] -= folio.nr_pages
-        stranded = not on_lru and folio_test_unevictable(folio)
-        count_vm_events("unevictable_pgs_stranded" if stranded else "unevictable_pgs_munlocked", folio.nr_pages)
+    if not folio_test_mlocked(folio):
+        trace("munlock_folio", "the folio was not mlocked: nothing to undo", folio)
+        return
+    folio.flags &= ~PG.mlocked
+    current.machine.vmstat["nr_mlock"] -= folio.nr_pages
+    stranded = not on_lru and folio_test_unevictable(folio)
+    count_vm_events("unevictable_pgs_stranded" if stranded else "unevictable_pgs_munlocked", folio.nr_pages)
     if on_lru and folio_test_unevictable(folio):
         lruvec_del_folio(folio)
         folio.flags &= ~PG.unevictable
         lruvec_add_folio(folio)
         count_vm_events("unevictable_pgs_rescued", folio.nr_pages)
-    trace("munlock_folio", "last mlock gone: PG_mlocked cleared, back on an evictable list", folio)
+    trace("munlock_folio", "last mlock gone: PG_mlocked cleared" + (", back on an evictable list" if on_lru else ""),
+          folio)
 
 
 def mlock_vma_folio(folio, vma) -> None:

@@ -118,7 +118,8 @@ def _shrink_one(folio, folio_list: list, ignore_references: bool) -> str:
         was_swapbacked = folio_test_swapbacked(folio)
         try_to_unmap(folio, flags)
         if folio_mapped(folio):
-            why = "redirtied lazyfree folio" if not was_swapbacked and folio_test_swapbacked(folio) else "still mapped"
+            why = ("lazyfree folio made swap-backed again: redirtied, or (before 6.15) an extra reference"
+                   if not was_swapbacked and folio_test_swapbacked(folio) else "still mapped")
             trace("shrink_folio_list", f"try_to_unmap failed ({why}): activate", folio)
             return "activate"
     if folio_maybe_dma_pinned(folio):
