@@ -71,13 +71,14 @@ def munlock_folio(folio) -> None:
         if folio.mlock_count:
             trace("munlock_folio", f"mlock_count now {folio.mlock_count}: still mlocked", folio)
             return
-    if not folio_test_mlocked(folio):
+    if not folio_test_mlocked(folio) and not (on_lru and folio_test_unevictable(folio)):
         trace("munlock_folio", "the folio was not mlocked: nothing to undo", folio)
         return
-    folio.flags &= ~PG.mlocked
-    current.machine.vmstat["nr_mlock"] -= folio.nr_pages
-    stranded = not on_lru and folio_test_unevictable(folio)
-    count_vm_events("unevictable_pgs_stranded" if stranded else "unevictable_pgs_munlocked", folio.nr_pages)
+    if folio_test_mlocked(folio):
+        folio.flags &= ~PG.mlocked
+        current.machine.vmstat["nr_mlock"] -= folio.nr_pages
+        stranded = not on_lru and folio_test_unevictable(folio)
+        count_vm_events("unevictable_pgs_stranded" if stranded else "unevictable_pgs_munlocked", folio.nr_pages)
     if on_lru and folio_test_unevictable(folio):
         lruvec_del_folio(folio)
         folio.flags &= ~PG.unevictable
