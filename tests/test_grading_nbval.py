@@ -28,7 +28,8 @@ NBVAL_OPTIONS = [
 
 
 @pytest.fixture(autouse=True)
-def kernel_environment(monkeypatch):
+def kernel_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("MMLAB_CHECK_PATH", str(corpus.CHECKS_DIR))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     for name in ("MMLAB_LEARNER", "MMLAB_GRADED_LEARNER", "MMLAB_GRADE_RESULTS"):

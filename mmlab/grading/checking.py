@@ -31,6 +31,10 @@ PASSED, FAILED, ERROR = "passed", "failed", "error"
 class CheckFailed(AssertionError):
     """A check did not pass. The message is the feedback for the learner."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error: the feedback alone, not a stack of mmlab's frames."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class CheckBroken(RuntimeError):
     """The check itself failed while computing the expected answer: a fault in the course, not yours."""
@@ -51,7 +55,7 @@ def check(check_id: str, answer: Any) -> None:
     ``answer`` is a value, or a function when the check says so (it then calls it on its
     own cases). Raises CheckFailed, with feedback, when the answer is wrong.
     """
-    __tracebackhide__ = True  # IPython and pytest hide this frame from the learner
+    __tracebackhide__ = True  # pytest hides this frame; IPython shows CheckFailed without frames
     spec = registry.get_check(check_id)
     outcome = evaluate(spec, answer)
     _record(outcome)

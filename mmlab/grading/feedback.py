@@ -13,7 +13,7 @@ import re
 import nbformat
 
 from .assemble import HIDDEN, PREAMBLE, Slot
-from .notebooks import CHECK
+from .notebooks import CHECK, SOLUTION
 from .outcomes import NotebookResult
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -74,7 +74,9 @@ def render(result: NotebookResult, slots: list[Slot], ran: nbformat.NotebookNode
 
 def _cell(slot: Slot, cell: nbformat.NotebookNode | None) -> str:
     e = html.escape
-    title = "Check cell (as in the exercise)" if slot.role == CHECK else slot.label[0].upper() + slot.label[1:]
+    title = {CHECK: "Check cell (as in the exercise)", SOLUTION: f"Your answer ({slot.grade_id})"}.get(
+        slot.role, "Code cell" if slot.cell_type == "code" else "Text cell"
+    )
     count = cell.get("execution_count") if cell is not None else None
     prompt = f" [{count}]" if count else ""
     body = [f'<div class="cell {e(slot.role)}"><p><small>{e(title)}{prompt}</small></p><pre>{e(slot.source)}</pre>']

@@ -144,6 +144,8 @@ class Interpreter:
             for check_id in slot.checks:
                 spec = specs[check_id]
                 status, message = self._judge(index, slot, check_id)
+                if status in (ERROR, TIMEOUT):
+                    message += f"\nReread: {spec.section}."
                 points = spec.points if status == PASSED else 0
                 results.append(CheckResult(check_id, points, spec.points, status, message, spec.hidden))
         return results
