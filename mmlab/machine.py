@@ -71,7 +71,8 @@ class Machine:
         return Process(self)
 
     def reclaim(self) -> int:
-        """Memory pressure: one pass of LRU reclaim over the inactive lists (pages freed).
+        """Memory pressure: one pass of LRU reclaim over the inactive file list, the only
+        one scanned without swap (lazyfree folios are there). Returns the pages freed.
         Model only: the live lab never puts the host under pressure."""
         from .vmscan import shrink_inactive_lists
 

@@ -161,7 +161,11 @@ def folio_add_new_anon_rmap(folio, vma, address: int) -> None:
     if folio.order == 9:
         folio_add_anon_rmap_pmd(folio, vma, exclusive=True)
     else:
-        folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive=True)
+        # Not folio_add_anon_rmap_ptes(): a new folio is mlocked by folio_add_lru_vma()
+        # (mlock_new_folio), not here.
+        folio._mapcount[0] = 0
+        folio.anon_exclusive[0] = 1
+        __folio_mod_stat(folio, 1, 0)
 
 
 def __folio_remove_rmap(folio, page: int, nr_pages: int, vma, pmd: bool) -> None:

@@ -147,11 +147,12 @@ def reclaim_pages(folio_list: list) -> int:
 
 
 def shrink_inactive_lists() -> int:
-    """One pass of LRU reclaim over the inactive lists, as memory pressure would run it
-    (the accessed bits are consulted through folio_referenced)."""
+    """One pass of LRU reclaim, as memory pressure would run it, with the accessed bits
+    consulted through folio_referenced. With no swap, get_scan_count() scans only the file
+    lists, which is where lazyfree anon folios live; swap-backed anon is not looked at."""
     machine = current.machine
     isolated = []
-    for name in ("inactive_anon", "inactive_file"):
+    for name in ("inactive_file",):
         for folio in list(machine.lru[name]):
             if folio_isolate_lru(folio):
                 isolated.append(folio)
