@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("mmlab.grading.cli_build", "regenerate exercises/ from solutions/"),
     "grade": ("mmlab.grading.cli_grade", "grade submitted exercise notebooks: grades, gradebook, feedback"),
     "check": ("mmlab.grading.cli_check", "run your exercise notebooks with their public checks"),
-    # Planned, each owned by its module: live, grade, build, check, export.
+    "export": ("mmlab.export", "write a static HTML copy of the course, for reading offline or projecting"),
 }
 
 
