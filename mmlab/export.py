@@ -60,7 +60,7 @@ nav.mmlab-nav a { margin-right: 1.5em; }
 </style>
 {%- endblock extra_css -%}
 {%- block body_header -%}{{ super() }}
-<nav class="mmlab-nav">{{ resources.mmlab_nav }}</nav>
+{%- if resources.mmlab_nav %}<nav class="mmlab-nav">{{ resources.mmlab_nav }}</nav>{% endif -%}
 {%- endblock body_header -%}
 {% block data_svg scoped -%}
 <div class="jp-RenderedSVG jp-OutputArea-output {{ extra_class }}" data-mime-type="image/svg+xml">
