@@ -16,8 +16,8 @@ import pytest
 from fixtures.grading import corpus
 from nbclient import NotebookClient
 
-from mmlab.grading.build import build
-from mmlab.grading.notebooks import dumps
+from mmlab.grading.build import build, build_exercise
+from mmlab.grading.notebooks import BEGIN_SOLUTION, END_SOLUTION, dumps
 
 REPO = Path(__file__).resolve().parent.parent
 NBVAL_OPTIONS = [
@@ -119,8 +119,29 @@ EXERCISES = sorted((REPO / "exercises").glob("*.ipynb"))
 @pytest.mark.parametrize("exercise", EXERCISES, ids=[p.name for p in EXERCISES])
 def test_each_committed_exercise_fails_its_checks_until_answered(exercise, tmp_path, monkeypatch):
     monkeypatch.delenv("MMLAB_CHECK_PATH")  # the course's own checks only
-    outcomes, _ = nbval("--nbval-lax", [exercise], tmp_path)
+    copy = tmp_path / "exercises" / exercise.name  # nbval names cells by their path under the rootdir
+    copy.parent.mkdir()
+    copy.write_bytes(exercise.read_bytes())
+    outcomes, _ = nbval("--nbval-lax", [copy], tmp_path)
     roles = code_cells(nbformat.read(exercise, as_version=4))
     checks = [n for n, role in roles.items() if role == "check"]
     assert checks, f"{exercise.name} has no check cell"
     assert [outcomes[(exercise.name, n)] for n in checks] == [False] * len(checks)
+
+
+SOLUTIONS = sorted((REPO / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=[p.name for p in SOLUTIONS])
+def test_each_committed_exercise_passes_with_the_solutions_answers(solution, tmp_path, monkeypatch):
+    """A learner who writes the reference answers into the released exercise passes every check."""
+    monkeypatch.delenv("MMLAB_CHECK_PATH")
+    source = nbformat.read(solution, as_version=4)
+    exercise = build_exercise(source, solution.name)
+    for mine, reference in zip(exercise.cells, source.cells, strict=True):
+        if mine.metadata.get("mmlab", {}).get("role") == "solution":
+            lines = reference.source.splitlines()
+            mine.source = "\n".join(line for line in lines if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
+    [copy] = save_all(tmp_path / "learner", {solution.name: exercise})
+    outcomes, failures = nbval("--nbval-lax", [copy], tmp_path)
+    assert outcomes and failures == {}
