@@ -81,7 +81,7 @@ def test_the_watchdog_kills_a_run_that_overruns_and_the_checks_say_so():
         Slot(CHECK, "code", "", "check:never", ("never",)),
     ]
     never = Check("never", 1, "never", "nothing", "nowhere", solve=lambda v: 1)
-    interpreter = Interpreter(slots, files.log, files.results, report, limits, files.scratch)
+    interpreter = Interpreter(slots, files, report, limits)
     [result] = interpreter.results({"never": never})
     assert interpreter.notebook_status() == "timeout"
     assert (result.status, result.points) == ("not-run", 0)

@@ -15,6 +15,8 @@ from .gradebook import points_text
 from .grader import GradeRun, GradingError, grade
 from .sandbox import Limits, can_contain
 
+MIN_MEMORY_MB = 256
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
@@ -56,6 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("mmlab grade: --jobs must be 1 or more", file=sys.stderr)
+        return 2
+    if args.memory_mb < MIN_MEMORY_MB:
+        print(
+            f"mmlab grade: --memory-mb {args.memory_mb} is too small for Python and a kernel to start; "
+            f"give at least {MIN_MEMORY_MB}",
+            file=sys.stderr,
+        )
         return 2
     if not can_contain():
         print(

@@ -100,7 +100,7 @@ def grade_notebook(
         try:
             nbformat.write(built.nb, files.notebook)
             report = run_notebook(files, limits, learner=learner if forced_learner else None, hide=hide)
-            interpreter = Interpreter(built.slots, files.log, files.results, report, limits, files.scratch)
+            interpreter = Interpreter(built.slots, files, report, limits)
             specs = {c.id: c for c in checks}
             result = NotebookResult(
                 learner,
@@ -189,37 +189,39 @@ def grade(
     check_folders(submissions, out)
     assignments = load_assignments(source)
     learners = learners_in(submissions)
+    if not learners:
+        raise GradingError(f"{submissions} has no learner folders (SUBMISSIONS/<learner>/<notebook>.ipynb)")
     hide = private_paths(source)
     bar = Progress(len(learners) * len(assignments), enabled=progress)
     book = Gradebook(out)
     done: dict[str, list[NotebookResult]] = defaultdict(list)
     results = []
+    order = [a.name for a in assignments]
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {
-                pool.submit(
-                    grade_notebook,
-                    a,
-                    submissions / learner / a.name,
-                    learner=learner,
-                    forced_learner=True,
-                    limits=limits,
-                    hidden=True,
-                    hide=hide,
-                ): learner
-                for learner in learners
-                for a in assignments
-            }
-            for future in as_completed(futures):
-                result = future.result()
-                learner = futures[future]
-                done[learner].append(result)
-                results.append(result)
-                bar.advance(f"{learner}/{result.notebook}: {result.score:g}/{result.max_score:g}")
-                if len(done[learner]) == len(assignments):
-                    order = [a.name for a in assignments]
-                    book.replace_learner(learner, sorted(done[learner], key=lambda r: order.index(r.notebook)))
+        futures = {
+            pool.submit(
+                grade_notebook,
+                a,
+                submissions / learner / a.name,
+                learner=learner,
+                forced_learner=True,
+                limits=limits,
+                hidden=True,
+                hide=hide,
+            ): learner
+            for learner in learners
+            for a in assignments
+        }
+        for future in as_completed(futures):
+            result, learner = future.result(), futures[future]
+            done[learner].append(result)
+            results.append(result)
+            bar.advance(f"{learner}/{result.notebook}: {result.score:g}/{result.max_score:g}")
+            if len(done[learner]) == len(assignments):
+                book.replace_learner(learner, sorted(done[learner], key=lambda r: order.index(r.notebook)))
+    finally:  # also on Ctrl-C: drop what has not started, keep every learner already written
+        pool.shutdown(wait=True, cancel_futures=True)
         book.write_csv()
-    finally:
         book.close()
     return GradeRun(results, learners, time.monotonic() - started)

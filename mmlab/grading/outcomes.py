@@ -18,7 +18,7 @@ from .assemble import FREE, HIDDEN, Slot
 from .checking import ERROR, FAILED, PASSED
 from .notebooks import CHECK, SOLUTION
 from .registry import Check
-from .sandbox import Limits, RunReport
+from .sandbox import Limits, RunFiles, RunReport
 
 TIMEOUT, NOT_RUN, MISSING, UNREADABLE, GRADER_ERROR = "timeout", "not-run", "missing", "unreadable", "grader-error"
 GRADED, KERNEL_DIED, KERNEL_FAILED = "graded", "kernel-died", "kernel-failed"
@@ -116,13 +116,13 @@ def _records(path: Path) -> list[tuple[int, dict]]:
 class Interpreter:
     """Reads one run's files and judges each check of the assembled notebook."""
 
-    def __init__(self, slots: list[Slot], log: Path, results: Path, report: RunReport, limits: Limits, scratch: Path):
+    def __init__(self, slots: list[Slot], files: RunFiles, report: RunReport, limits: Limits):
         self.slots = slots
-        self.timeline = Timeline.read(log)
-        self.records = _records(results)
+        self.timeline = Timeline.read(files.log)
+        self.records = _records(files.results)
         self.report = report
         self.limits = limits
-        self.scratch = str(scratch)
+        self.files = files
 
     def notebook_status(self) -> str:
         if self.report.killed:
@@ -190,7 +190,20 @@ class Interpreter:
             return f"the notebook's kernel could not start ({self._clean(stop.get('message', ''))})."
         if kind == "worker-error":
             return f"the grader failed while running the notebook ({self._clean(stop.get('message', ''))})."
+        if self.report.returncode:
+            return (
+                f"the process that runs notebooks failed (exit status {self.report.returncode}) before this cell: "
+                f"{self._last_words()}"
+            )
         return "the run ended before this cell."
+
+    def _last_words(self) -> str:
+        """The last line the worker printed (with a memory limit too small to start Python: MemoryError)."""
+        try:
+            lines = self.files.worker_output.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            lines = []
+        return self._clean(lines[-1][:300]) if lines else "it printed nothing."
 
     def _earlier_error(self, index: int) -> str:
         """' Earlier, <cell> raised X.' for the nearest failed learner cell since the previous check."""
@@ -224,4 +237,4 @@ class Interpreter:
 
     def _clean(self, text: str) -> str:
         """Text without the scratch folder's random path, so messages are the same every run."""
-        return text.replace(self.scratch, "<scratch>")
+        return text.replace(str(self.files.scratch), "<scratch>")

@@ -79,6 +79,10 @@ class RunFiles:
     def kernel_pid(self) -> Path:
         return self.scratch / "kernel.pid"
 
+    @property
+    def worker_output(self) -> Path:
+        return self.scratch / "worker.log"
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -118,7 +122,7 @@ def run_notebook(files: RunFiles, limits: Limits, *, learner: str | None, hide: 
     contained = can_contain()
     if contained:
         command = contained_command([p for p in hide if p.is_dir()], command)
-    with open(files.scratch / "worker.log", "wb") as output:
+    with open(files.worker_output, "wb") as output:
         process = subprocess.Popen(
             command,
             cwd=files.notebook.parent,

@@ -43,6 +43,10 @@ def load(path: Path) -> Submission:
         others = sorted(p.name for p in path.parent.glob("*.ipynb")) if path.parent.is_dir() else []
         found = f" The folder has: {', '.join(others)}." if others else ""
         return Submission(problem=(MISSING, f"No notebook named {path.name} was submitted.{found}"))
+    if path.is_symlink():
+        return Submission(
+            problem=(UNREADABLE, f"{path.name} is a symbolic link, not a notebook; submit the file itself.")
+        )
     raw = path.read_bytes()
     if len(raw) > MAX_BYTES:
         return Submission(
