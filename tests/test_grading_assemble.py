@@ -1,5 +1,7 @@
 """What the grader runs: the learner's answers and own cells, the source's checks (no kernel here)."""
 
+import json
+
 import nbformat
 import pytest
 from fixtures.grading import corpus
@@ -100,3 +102,19 @@ def test_the_source_solution_never_enters_the_run(tmp_path):
     sources, _ = run_order(corpus.exercise(corpus.HUGE), tmp_path)
     text = "\n".join(sources)
     assert "NotImplementedError" in text and "2 * 1024 * 1024" not in text
+
+
+def test_odd_json_in_a_notebook_is_tolerated_and_noted(tmp_path):
+    nb = json.loads(dumps(corpus.right(corpus.HUGE)))
+    nb["cells"][0]["metadata"]["mmlab"] = {"grade_id": ["not", "text"], "role": 3}
+    nb["cells"][1]["source"] = ["x = ", 1, "\n"]
+    nb["cells"] += ["not a cell", {"cell_type": "heading", "source": "old"}]
+    path = tmp_path / corpus.HUGE
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    loaded = submission.load(path)
+    assert loaded.problem is None
+    assert loaded.cells[0].mmlab == {} and loaded.cells[1].source == "x = 1\n"
+    assert [n.split(" (")[0] for n in loaded.notes] == [
+        f"Cell 4 of {corpus.HUGE} is not a code, markdown or raw cell",
+        f"Cell 5 of {corpus.HUGE} is not a code, markdown or raw cell",
+    ]

@@ -120,7 +120,7 @@ def check_calls(source: str) -> list[str]:
 def cell_text(cell: dict) -> str:
     """A cell's source as one string, whether stored as a string or a list of lines."""
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
 
 
 def mmlab_metadata(cell: dict) -> dict:

@@ -103,5 +103,6 @@ def _from_json(data: object, name: str, notes: list[str]) -> Submission:
             kind = cell.get("cell_type") if isinstance(cell, dict) else type(cell).__name__
             notes.append(f"Cell {index} of {name} is not a code, markdown or raw cell ({kind!r}); it was skipped.")
             continue
-        cells.append(SubmittedCell(cell["cell_type"], cell_text(cell), mmlab_metadata(cell)))
+        marks = {k: v for k, v in mmlab_metadata(cell).items() if k in ("grade_id", "role") and isinstance(v, str)}
+        cells.append(SubmittedCell(cell["cell_type"], cell_text(cell), marks))
     return Submission(cells=cells, notes=notes)
