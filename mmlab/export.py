@@ -129,7 +129,7 @@ def export_course(
     for position, lecture in enumerate(found):
         nb = nbformat.read(lecture.notebook, as_version=4)
         if execute:
-            _execute(nb, course, timeout)
+            _execute(nb, lecture.notebook, timeout)
         elif not any(c.cell_type == "code" and c.execution_count for c in nb.cells):
             warnings.append(f"{lecture.notebook} has never been run: its page has no outputs (use --execute).")
         body, _ = exporter.from_notebook_node(static_copy(nb, lecture), resources={"mmlab_nav": _nav(found, position)})
@@ -167,10 +167,21 @@ def _exporter():
     )
 
 
-def _execute(nb: nbformat.NotebookNode, course: Path, timeout: float) -> None:
+def _execute(nb: nbformat.NotebookNode, path: Path, timeout: float) -> None:
+    """Run ``nb`` (read from ``path``) in place, in the notebook's folder; ExportError if a cell fails."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbconvert.preprocessors import ExecutePreprocessor
 
-    ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(course)}})
+    try:
+        ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
+            nb, {"metadata": {"path": str(path.parent)}}
+        )
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+        last_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise ExportError(
+            f"{path} failed when run ({last_line}); nothing was written. Fix it, or export without --execute "
+            "to use the outputs saved in the notebooks."
+        ) from None
 
 
 def _nav(found: list[Lecture], position: int) -> str:

@@ -161,6 +161,16 @@ def test_execute_runs_copies_and_shows_their_outputs(tmp_path):
     assert result.warnings == () and digest(course) == before
 
 
+def test_a_notebook_that_fails_under_execute_stops_the_export_with_its_name(tmp_path, capsys):
+    course = tmp_path / "course"
+    course.mkdir()
+    nbformat.write(lecture("Lecture 1 · Broken", code("1 / 0", count=None)), course / "01-broken.ipynb")
+    assert run("--course", course, "--out", tmp_path / "site", "--execute") == 2
+    err = capsys.readouterr().err
+    assert "01-broken.ipynb failed when run" in err and "ZeroDivisionError" in err
+    assert not (tmp_path / "site").exists()
+
+
 # --- what it may write over --------------------------------------------------------------
 
 
