@@ -87,9 +87,9 @@ def solved(exercise: Path, solution: Path) -> nbformat.NotebookNode:
 
 
 def fresh_copy(root: Path) -> Path:
-    """The project's files as a clone would have them, with its environment linked in."""
+    """The tracked files of the project, as a clone has them, with its environment linked in."""
     listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "-z"], cwd=PROJECT, capture_output=True, text=True, check=True
     ).stdout.split("\0")
     copy = root / "mmlab"
     for name in filter(None, listed):
