@@ -10,7 +10,7 @@ small folios; counted in thp_split_page).
 from __future__ import annotations
 
 from .mlock import mlock_vma_folio
-from .mm_types import Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
+from .mm_types import VM_WRITE, Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
 from .page_alloc import folio_get, folio_put
 from .page_flags import (
     PG,
@@ -56,7 +56,7 @@ def do_huge_pmd_anonymous_page(vma, address: int, write: bool) -> bool:
         trace("do_huge_pmd_anonymous_page", f"read fault at {address:#x}: map the huge zero page")
         return True
     folio = alloc_anon_folio(vma, address, HPAGE_PMD_ORDER)
-    mm.pmds[index] = PmdHuge(folio, write=True, dirty=True)
+    mm.pmds[index] = PmdHuge(folio, write=bool(vma.vm_flags & VM_WRITE), dirty=True)
     mm.MM_ANONPAGES += HPAGE_PMD_NR
     count_vm_event("thp_fault_alloc")
     trace("do_huge_pmd_anonymous_page", f"write fault at {address:#x}: new THP mapped by one PMD", folio)
