@@ -1,0 +1,279 @@
+"""Checks of exercises/06-the-series.ipynb (lecture 6: the series).
+
+* ``ex06-discard`` (+ hidden ``ex06-discard-more``): the conditions of
+  __discard_anon_folio_pmd_locked() as a function of (folio dirty, PMD dirty, refcount,
+  mapcount), checked against the model's function on every profile that has it.
+* ``ex06-ttu-step`` (+ hidden ``ex06-ttu-step-more``): one step of 6.11's try_to_unmap_one(),
+  the learner's 6.10 function of exercise 3 turned into 6.11's (see _reclaim).
+* ``ex06-v6-verdict``: does the v6 mlock condition ever change what happens? The expected
+  answer is found by running every sequence of up to ``SEARCH_DEPTH`` calls (``V6_CALLS``),
+  each followed by LRU reclaim and MADV_PAGEOUT, on 6.11-v6 and looking in the trace for the
+  one thing the condition can do: restore the mlock of a large folio in try_to_unmap_one().
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+from mmlab import MADV_FREE, MADV_PAGEOUT, MLOCK_ONFAULT, PAGE_SIZE, PROFILES, Machine
+from mmlab.grading import register, register_variant
+from mmlab.huge_memory import __discard_anon_folio_pmd_locked
+from mmlab.page_alloc import folio_get
+from mmlab.page_flags import folio_set_dirty
+from mmlab.pgtable import pmd_index
+from mmlab.state import running
+from mmlab.vmscan import folio_isolate_lru
+
+from ._reclaim import DECISIONS, Recipe, decision, steps
+from ._support import THP, section, thp_process
+
+__all__ = ["DECISIONS", "V6_CALLS", "try_v6"]
+
+# ---------------------------------------------------------------- the PMD-level discard
+
+DISCARD = "ex06-discard"
+DISCARDING_PROFILES = tuple(name for name, profile in PROFILES.items() if profile.pmd_lazyfree_discard)
+
+
+def _discards_on(kernel: str, folio_dirty: bool, pmd_dirty: bool, refcount: int, mapcount: int) -> bool:
+    """Prepare a PMD-mapped lazyfree THP in that state on ``kernel``, isolated as reclaim has it,
+    and call the model's __discard_anon_folio_pmd_locked() on its first mapping."""
+    m = Machine(kernel=kernel)
+    p, a = thp_process(m)
+    p.madvise(a, THP, MADV_FREE)
+    for _ in range(mapcount - 1):
+        p.fork()  # each child maps the THP with a PMD of its own
+    entry = p.mm.pmds[pmd_index(a)]
+    folio = entry.folio
+    with running(m):
+        folio_isolate_lru(folio)
+        for _ in range(refcount - mapcount - 1):
+            folio_get(folio)  # a reference nobody can explain (a pin, a lookup in flight)
+        if folio_dirty:
+            folio_set_dirty(folio)
+        entry.dirty = pmd_dirty
+        return __discard_anon_folio_pmd_locked(p.mm.find_vma(a), a, entry, folio)
+
+
+def discards(folio_dirty, pmd_dirty, refcount, mapcount):
+    """Does __discard_anon_folio_pmd_locked() free the THP? The same answer on every profile
+    with a PMD-level discard, or the check is broken."""
+    if not 1 <= mapcount <= 8 or refcount < mapcount + 1:
+        raise ValueError("a reclaimable THP has 1 to 8 mappings and at least mapcount + 1 references")
+    answers = {k: _discards_on(k, folio_dirty, pmd_dirty, refcount, mapcount) for k in DISCARDING_PROFILES}
+    if len(set(answers.values())) != 1:
+        raise RuntimeError(f"the profiles disagree: {answers}")
+    return answers[DISCARDING_PROFILES[0]]
+
+
+@register_variant(DISCARD)
+def discard_variant(rng):
+    def case(dirty_folio, dirty_pmd, extra, mapcount):
+        return (dirty_folio, dirty_pmd, mapcount + 1 + extra, mapcount)
+
+    shared = rng.randrange(2, 5)
+    return {
+        "public": [
+            case(False, False, 0, 1),
+            case(False, True, 0, 1),
+            case(True, False, 0, 1),
+            case(False, False, rng.randrange(1, 4), 1),
+            case(False, False, 0, shared),
+            case(True, True, 0, 1),
+        ],
+        "hidden": [
+            case(False, False, rng.randrange(1, 4), shared),
+            case(False, True, 0, shared),
+            case(True, False, 1, 1),
+            case(False, False, 0, rng.randrange(2, 9)),
+        ],
+    }
+
+
+EXPECTS_DISCARD = (
+    "a function discards(folio_dirty, pmd_dirty, refcount, mapcount): True when "
+    "__discard_anon_folio_pmd_locked() frees the lazyfree THP at PMD level (refcount counts "
+    "reclaim's own reference), on every kernel that has the PMD-level discard"
+)
+
+register(
+    DISCARD, points=2, expects=EXPECTS_DISCARD, section=section("6.4", "6.5"), cases=lambda v: list(v.public)
+)(discards)
+
+register(
+    "ex06-discard-more",
+    points=1,
+    exercise=DISCARD,
+    hidden=True,
+    expects=EXPECTS_DISCARD + "; also for a THP that several processes map",
+    section=section("6.5"),
+    cases=lambda v: list(v.hidden),
+)(discards)
+
+
+# ---------------------------------------------------------------- one step of 6.11's try_to_unmap_one()
+
+STEP = "ex06-ttu-step"
+
+
+@register_variant(STEP)
+def step_variant(rng):
+    return {"pages": rng.sample(range(1, 512), 2)}
+
+
+def public_recipes(v):
+    a, _ = v.pages
+    return [
+        Recipe("6.11"),
+        Recipe("6.11", rewritten=a),
+        Recipe("6.11", pinned=True),
+        Recipe("6.11", pte_mapped=True),
+        Recipe("6.11", pte_mapped=True, rewritten=0),
+        Recipe("6.11", thp=False),
+        Recipe("6.11", locked=True),
+    ]
+
+
+def hidden_recipes(v):
+    _, b = v.pages
+    return [
+        Recipe("6.11", shared=True),
+        Recipe("6.11", lazyfree=False),
+        Recipe("6.11", lazyfree=False, locked=True),
+        Recipe("6.11", pte_mapped=True, rewritten=b, zapped=True),
+        Recipe("6.11", thp=False, locked=True),
+        Recipe("6.11", thp=False, pinned=True),
+    ]
+
+
+EXPECTS_STEP = (
+    "a function ttu_step_6_11(step) returning what 6.11's try_to_unmap_one() decides at that step of "
+    "its walk, one of " + ", ".join(map(repr, DECISIONS))
+)
+
+register(STEP, points=3, expects=EXPECTS_STEP, section=section("6.3", "6.4"), cases=lambda v: steps(
+    public_recipes(v)
+))(decision)
+
+register(
+    "ex06-ttu-step-more",
+    points=2,
+    exercise=STEP,
+    hidden=True,
+    expects=EXPECTS_STEP + ", also for a shared THP, a swap-backed THP and locked VMAs",
+    section=section("6.3", "6.4", "6.6"),
+    cases=lambda v: steps(hidden_recipes(v)),
+)(decision)
+
+
+# ---------------------------------------------------------------- the v6 mlock condition
+
+V6_CALLS = (
+    "MADV_FREE",
+    "mlock",
+    "mlock2 ONFAULT",
+    "munlock",
+    "mlock first half",
+    "write",
+    "fork",
+    "child mlock2 ONFAULT",
+    "child exit",
+    "LRU reclaim",
+    "MADV_PAGEOUT",
+)
+PROBE = ("LRU reclaim", "MADV_PAGEOUT")
+SEARCH_DEPTH = 2
+
+
+def run_calls(kernel: str, calls) -> dict:
+    """One THP written with 7, then ``calls`` (names from V6_CALLS) and the reclaim PROBE.
+    Returns what the process can see afterwards, what each call returned, and whether
+    try_to_unmap_one() restored the mlock of a large folio (only the v6 condition can)."""
+    unknown = [c for c in calls if c not in V6_CALLS]
+    if unknown:
+        raise ValueError(f"unknown call(s) {unknown}; the calls are {', '.join(V6_CALLS)}")
+    m = Machine(kernel=kernel)
+    p, a = thp_process(m)
+    children = []
+    results = []
+    for call in (*calls, *PROBE):
+        results.append(_call(m, p, a, children, call))
+    page = p.pagemap(a, PAGE_SIZE)[0]
+    restored = any(
+        e.function == "try_to_unmap_one" and "restored the mlock" in e.message and e.folio["order"] for e in m.trace
+    )
+    return {
+        "results": results[: len(calls)],
+        "thp_map": p.thp_map(a, THP),
+        "reads": p.read(a),
+        "mlocked": page.mlocked,
+        "unevictable": page.unevictable,
+        "Rss": p.smaps()["Rss"],
+        "restored a large folio's mlock in try_to_unmap_one": restored,
+    }
+
+
+def _call(m, p, a, children, call: str) -> str:
+    """Make one call of V6_CALLS; "ok", "EINVAL", or "no child" for a child call without one."""
+    import errno
+
+    try:
+        if call == "MADV_FREE":
+            p.madvise(a, THP, MADV_FREE)
+        elif call == "MADV_PAGEOUT":
+            p.madvise(a, THP, MADV_PAGEOUT)
+        elif call == "mlock":
+            p.mlock(a, THP)
+        elif call == "mlock2 ONFAULT":
+            p.mlock2(a, THP, MLOCK_ONFAULT)
+        elif call == "munlock":
+            p.munlock(a, THP)
+        elif call == "mlock first half":
+            p.mlock(a, THP // 2)
+        elif call == "write":
+            p.write(a, 1, value=9)
+        elif call == "fork":
+            children.append(p.fork())
+        elif call == "LRU reclaim":
+            m.reclaim()
+        elif not children:
+            return "no child"
+        elif call == "child mlock2 ONFAULT":
+            children[-1].mlock2(a, THP, MLOCK_ONFAULT)
+        else:  # child exit
+            children.pop().exit()
+    except OSError as error:
+        return errno.errorcode[error.errno]
+    return "ok"
+
+
+def try_v6(calls) -> None:
+    """Run ``calls`` on 6.11 and on 6.11-v6, each followed by the reclaim PROBE; print both."""
+    runs = {kernel: run_calls(kernel, calls) for kernel in ("6.11", "6.11-v6")}
+    for kernel, seen in runs.items():
+        print(f"{kernel:8} {seen}")
+    print("the v6 condition changed something" if runs["6.11"] != runs["6.11-v6"] else "no difference")
+
+
+@functools.cache
+def v6_search() -> str | list[str]:
+    """"none" if no sequence of up to SEARCH_DEPTH calls lets the v6 condition act on 6.11-v6,
+    else the first such sequence."""
+    for depth in range(SEARCH_DEPTH + 1):
+        for calls in itertools.product(V6_CALLS, repeat=depth):
+            if run_calls("6.11-v6", calls)["restored a large folio's mlock in try_to_unmap_one"]:
+                return list(calls)
+    return "none"
+
+
+register(
+    "ex06-v6-verdict",
+    points=1,
+    exercise="ex06-v6",
+    expects=(
+        f"'none' if no sequence of up to {SEARCH_DEPTH} calls from V6_CALLS (each followed by LRU reclaim and "
+        "MADV_PAGEOUT) lets the v6 condition change anything, else such a sequence, as a list of calls"
+    ),
+    section=section("4.5", "6.6"),
+)(lambda v: v6_search())
