@@ -1,16 +1,19 @@
 """``mmlab check`` end to end on the course's own notebooks, as issue 9 and INSTRUCTORS.md
-promise: on solutions/ every public check passes, on the released exercises/ none does, the
-notebooks it checks are never written, and the report says that hidden checks were not run.
+promise: on the solutions every public check passes, on the released exercises none does,
+the learner's notebooks it checks are never written, and the report says that hidden checks
+were not run. The notebooks are checked as a learner has them: copies in a folder of their own.
 """
 
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -24,16 +27,14 @@ def public_checks(exercise: Path) -> list[str]:
     return list(dict.fromkeys(re.findall(r"""\bcheck\(\s*["']([\w.:-]+)["']""", code)))
 
 
-def digests() -> dict[str, str]:
-    paths = [*(PROJECT / "exercises").glob("*.ipynb"), *(PROJECT / "solutions").glob("*.ipynb")]
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def mmlab_check(folder: str) -> subprocess.CompletedProcess:
-    notebooks = [f"{folder}/{exercise.name}" for exercise in EXERCISES]
+def mmlab_check(notebooks: list[Path], exercises: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMLAB_")} | {"MMLAB_LEARNER": "grace.hopper"}
     return subprocess.run(
-        [sys.executable, "-m", "mmlab", "check", *notebooks, "--jobs", "2"],
+        [sys.executable, "-m", "mmlab", "check", *notebooks, "--exercises", exercises, "--jobs", "2"],
         cwd=PROJECT,
         env=env,
         capture_output=True,
@@ -43,12 +44,22 @@ def mmlab_check(folder: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def checked():
+def checked(tmp_path_factory):
+    """``mmlab check`` on a learner's copy of the solutions and of the released exercises."""
     if not EXERCISES:
         pytest.fail("exercises/ has no notebooks to check")
-    before = digests()
-    runs = {folder: mmlab_check(folder) for folder in ("solutions", "exercises")}
-    assert digests() == before, "mmlab check wrote to the notebooks it checked"
+    mine = tmp_path_factory.mktemp("learner")
+    for folder in ("solutions", "exercises"):
+        (mine / folder).mkdir()
+        for exercise in EXERCISES:
+            shutil.copy2(PROJECT / folder / exercise.name, mine / folder / exercise.name)
+    before = {folder: digests(mine / folder) for folder in ("solutions", "exercises")}
+    runs = {
+        folder: mmlab_check(sorted((mine / folder).glob("*.ipynb")), mine / "exercises")
+        for folder in ("solutions", "exercises")
+    }
+    for folder, digest in before.items():
+        assert digests(mine / folder) == digest, f"mmlab check wrote to the notebooks in {folder}/"
     return runs
 
 
@@ -76,7 +87,7 @@ def test_no_public_check_passes_on_the_released_exercises(checked):
         assert f"✘ {check_id}: " in run.stdout
     assert "✔" not in run.stdout
     assert f"Public checks passed: 0 of {len(ids)} " in run.stdout
-    assert re.search(r"^Next: reread .*§\d+\.\d+", run.stdout, re.MULTILINE)  # a lecture section to read
+    assert re.search(r"^Next: reread .*(?:§|section )\d+\.\d+", run.stdout, re.MULTILINE)  # a lecture section
 
 
 @pytest.mark.parametrize("folder", ["solutions", "exercises"])
@@ -85,3 +96,19 @@ def test_the_report_says_it_ran_public_checks_only_and_not_the_hidden_ones(check
     assert out.splitlines()[0] == "mmlab check: running copies of your notebooks with the public checks only."
     assert re.search(r"^Hidden checks were not run\b", out, re.MULTILINE)
     assert "hidden check" not in out.split("Hidden checks were not run")[0].lower()  # none reported as run
+
+
+def test_a_notebook_that_cannot_be_checked_is_not_a_pass(tmp_path):
+    mine = tmp_path / "09-mine.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('check("no-such-check", 1)')]), mine)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMLAB_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "mmlab", "check", mine, "--exercises", tmp_path],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "09-mine.ipynb cannot be checked" in run.stdout and "there is no check 'no-such-check'" in run.stdout
+    assert run.returncode == 1  # not "every public check passed" because there were none to run

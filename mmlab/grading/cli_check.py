@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import registry
 from .gradebook import points_text
+from .outcomes import GRADER_ERROR
 from .sandbox import Limits
 from .selfcheck import SelfCheck, run_public_checks
 
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(cell_timeout=args.cell_timeout)
     checked = run_public_checks(notebooks, exercises=args.exercises, limits=limits, jobs=args.jobs)
     print(report(checked))
-    return 0 if all(c.status == "passed" for s in checked for c in s.result.checks) and checked else 1
+    checkable = all(s.result.status != GRADER_ERROR for s in checked)  # a notebook that could not be checked fails
+    return 0 if checkable and all(c.status == "passed" for s in checked for c in s.result.checks) else 1
 
 
 def report(checked: list[SelfCheck]) -> str:

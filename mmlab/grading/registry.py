@@ -30,6 +30,7 @@ import importlib.util
 import os
 import pkgutil
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ VariantMaker = Callable[[random.Random], Mapping[str, Any]]
 _checks: dict[str, Check] = {}
 _variants: dict[str, VariantMaker] = {}
 _loaded: set[str] = set()  # "package" and the MMLAB_CHECK_PATH folders already imported
+_loading = threading.RLock()  # `mmlab check --jobs N` looks checks up from several threads at once
 
 
 class UnknownCheck(LookupError):
@@ -152,18 +154,19 @@ def load_checks() -> None:
 
     A folder added to ``MMLAB_CHECK_PATH`` later is loaded on the next call.
     """
-    if "package" not in _loaded:
-        _loaded.add("package")
-        from . import checks
+    with _loading:
+        if "package" not in _loaded:
+            _loaded.add("package")
+            from . import checks
 
-        for module in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
-            importlib.import_module(f"{checks.__name__}.{module.name}")
-    for folder in filter(None, os.environ.get(CHECK_PATH_ENV, "").split(os.pathsep)):
-        key = str(Path(folder).resolve())
-        if key not in _loaded:
-            _loaded.add(key)
-            for path in sorted(Path(folder).glob("*.py")):
-                _import_file(path)
+            for module in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
+                importlib.import_module(f"{checks.__name__}.{module.name}")
+        for folder in filter(None, os.environ.get(CHECK_PATH_ENV, "").split(os.pathsep)):
+            key = str(Path(folder).resolve())
+            if key not in _loaded:
+                _loaded.add(key)
+                for path in sorted(Path(folder).glob("*.py")):
+                    _import_file(path)
 
 
 def _import_file(path: Path) -> None:
