@@ -27,7 +27,7 @@ from mmlab.grading import notebooks
 PROJECT = Path(__file__).resolve().parent.parent
 GUIDE = PROJECT / "INSTRUCTORS.md"
 MARK = re.compile(r"# (?:tested(?:, exit status (?P<status>\d+))?|not tested: (?P<reason>.+))")
-SOLVED, UNTOUCHED = "ada.lovelace", "alan.turing"  # two hub users: one did the work, one did not
+SOLVED, UNTOUCHED = "ada.lovelace", "alan.turing"  # two hub users: one did the work, one opened one exercise
 
 
 @dataclass(frozen=True)
@@ -102,15 +102,16 @@ def fresh_copy(root: Path) -> Path:
 
 
 def hub_homes(root: Path, project: Path) -> Path:
-    """/home of a hub where one learner solved every exercise and another left them as released."""
+    """/home of a hub where one learner solved every exercise and another saved one as released."""
     homes = root / "home"
     for learner in (SOLVED, UNTOUCHED):
         (homes / learner / "exercises").mkdir(parents=True)
-    for exercise in sorted((project / "exercises").glob("*.ipynb")):
+    exercises = sorted((project / "exercises").glob("*.ipynb"))
+    for exercise in exercises:
         nbformat.write(
             solved(exercise, project / "solutions" / exercise.name), homes / SOLVED / "exercises" / exercise.name
         )
-        shutil.copy2(exercise, homes / UNTOUCHED / "exercises" / exercise.name)
+    shutil.copy2(exercises[0], homes / UNTOUCHED / "exercises" / exercises[0].name)
     (homes / "lost+found").mkdir()  # not a learner: it has no exercises
     return homes
 
@@ -192,6 +193,11 @@ def test_collected_work_is_graded_and_totalled_per_learner(guide_run):
     for learner in (SOLVED, UNTOUCHED):
         for exercise in exercises:
             assert (project / "grades" / "learners" / learner / f"{Path(exercise).stem}.html").is_file()
+    with open(project / "grades" / "grades.csv", newline="") as f:
+        statuses = {(row["learner"], row["notebook"], row["status"]) for row in csv.DictReader(f)}
+    missing = {notebook for learner, notebook, status in statuses if status == "missing"}
+    assert missing == set(exercises[1:])  # as the guide says: graded as missing, with zero points
+    assert {learner for learner, _, status in statuses if status == "missing"} == {UNTOUCHED}
 
 
 def unzip(archive: Path, into: Path) -> Path:
@@ -265,7 +271,10 @@ def test_every_notebook_and_exercise_the_guide_names_exists():
     text = GUIDE.read_text()
     for path in set(re.findall(r"`((?:course|exercises|solutions)/[\w.-]+\.ipynb)`", text)):
         assert (PROJECT / path).is_file(), path
-    for number in set(re.findall(r"Exercise (\d+)", text)):
-        assert list((PROJECT / "exercises").glob(f"{int(number):02d}-*.ipynb")), f"Exercise {number}"
+    for number, part in set(re.findall(r"Exercises? (\d+)(?:\.(\d+))?", text)):
+        found = sorted((PROJECT / "exercises").glob(f"{int(number):02d}-*.ipynb"))
+        assert found, f"Exercise {number}"
+        headings = [c.source for c in nbformat.read(found[0], as_version=4).cells if c.cell_type == "markdown"]
+        assert not part or any(f"## {number}.{part} " in h for h in headings), f"Exercise {number}.{part}"
     for row in re.findall(r"^\| [\d:]+ \| .* \| (\d\d)(?::|\s*\|)", text, re.MULTILINE):
         assert list((PROJECT / "course").glob(f"{row}-*.ipynb")), f"lecture {row} in an agenda"
