@@ -8,6 +8,7 @@ THP, fork or trace reading.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 from mmlab import HPAGE_PMD_SIZE, MADV_HUGEPAGE, PAGE_SIZE, Machine
@@ -92,17 +93,8 @@ def pte_map(p, a: int) -> None:
     p.mprotect(a, PAGE_SIZE, PROT_READ | PROT_WRITE)
 
 
-def moved(m: Machine, call: Callable, *args) -> dict[str, int]:
-    """Make one call; the /proc/vmstat counters it changed."""
-    before = dict(m.vmstat)
-    call(*args)
-    return {name: value - before[name] for name, value in m.vmstat.items() if value != before[name]}
-
-
 def errno_name(call: Callable, *args) -> str:
     """Make one call: "ok", or the errno name it failed with ("EINVAL")."""
-    import errno
-
     try:
         call(*args)
     except OSError as error:

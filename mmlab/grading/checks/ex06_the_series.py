@@ -26,7 +26,7 @@ from mmlab.state import running
 from mmlab.vmscan import folio_isolate_lru
 
 from ._reclaim import DECISIONS, Recipe, decision, steps
-from ._support import THP, section, thp_process
+from ._support import THP, errno_name, section, thp_process
 
 __all__ = ["DECISIONS", "V6_CALLS", "try_v6"]
 
@@ -215,37 +215,24 @@ def run_calls(kernel: str, calls) -> dict:
 
 
 def _call(m, p, a, children, call: str) -> str:
-    """Make one call of V6_CALLS; "ok", "EINVAL", or "no child" for a child call without one."""
-    import errno
-
-    try:
-        if call == "MADV_FREE":
-            p.madvise(a, THP, MADV_FREE)
-        elif call == "MADV_PAGEOUT":
-            p.madvise(a, THP, MADV_PAGEOUT)
-        elif call == "mlock":
-            p.mlock(a, THP)
-        elif call == "mlock2 ONFAULT":
-            p.mlock2(a, THP, MLOCK_ONFAULT)
-        elif call == "munlock":
-            p.munlock(a, THP)
-        elif call == "mlock first half":
-            p.mlock(a, THP // 2)
-        elif call == "write":
-            p.write(a, 1, value=9)
-        elif call == "fork":
-            children.append(p.fork())
-        elif call == "LRU reclaim":
-            m.reclaim()
-        elif not children:
-            return "no child"
-        elif call == "child mlock2 ONFAULT":
-            children[-1].mlock2(a, THP, MLOCK_ONFAULT)
-        else:  # child exit
-            children.pop().exit()
-    except OSError as error:
-        return errno.errorcode[error.errno]
-    return "ok"
+    """Make one call of V6_CALLS: "ok", the errno name it failed with, or "no child"."""
+    child_calls = {"child mlock2 ONFAULT", "child exit"}
+    if call in child_calls and not children:
+        return "no child"
+    make = {
+        "MADV_FREE": lambda: p.madvise(a, THP, MADV_FREE),
+        "MADV_PAGEOUT": lambda: p.madvise(a, THP, MADV_PAGEOUT),
+        "mlock": lambda: p.mlock(a, THP),
+        "mlock2 ONFAULT": lambda: p.mlock2(a, THP, MLOCK_ONFAULT),
+        "munlock": lambda: p.munlock(a, THP),
+        "mlock first half": lambda: p.mlock(a, THP // 2),
+        "write": lambda: p.write(a, 1, value=9),
+        "fork": lambda: children.append(p.fork()),
+        "LRU reclaim": m.reclaim,
+        "child mlock2 ONFAULT": lambda: children[-1].mlock2(a, THP, MLOCK_ONFAULT),
+        "child exit": lambda: children.pop().exit(),
+    }[call]
+    return errno_name(make)
 
 
 def try_v6(calls) -> None:
