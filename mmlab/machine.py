@@ -71,13 +71,13 @@ class Machine:
         return Process(self)
 
     def reclaim(self) -> int:
-        """Memory pressure: one pass of LRU reclaim over the inactive file list, the only
-        one scanned without swap (lazyfree folios are there). Returns the pages freed.
+        """Memory pressure: one pass of LRU reclaim over the file lists, the only ones
+        scanned without swap (lazyfree folios are there). Returns the pages freed.
         Model only: the live lab never puts the host under pressure."""
-        from .vmscan import shrink_inactive_lists
+        from .vmscan import shrink_lruvec
 
         with running(self):
-            return shrink_inactive_lists()
+            return shrink_lruvec()
 
     def clear_trace(self) -> None:
         self.trace.clear()

@@ -146,18 +146,33 @@ def reclaim_pages(folio_list: list) -> int:
     return reclaimed
 
 
-def shrink_inactive_lists() -> int:
-    """One pass of LRU reclaim, as memory pressure would run it, with the accessed bits
-    consulted through folio_referenced. With no swap, get_scan_count() scans only the file
-    lists, which is where lazyfree anon folios live; swap-backed anon is not looked at."""
+def shrink_active_list() -> None:
+    """Age the active file list: every folio goes back to the inactive list (an accessed
+    bit only keeps executable file pages active, and the model has none). folio_referenced
+    runs on each, so a folio in a VM_LOCKED VMA that missed its mlock gets it here and is
+    culled to the unevictable list on its way back."""
     machine = current.machine
-    isolated = []
-    for name in ("inactive_file",):
-        for folio in list(machine.lru[name]):
-            if folio_isolate_lru(folio):
-                isolated.append(folio)
+    for folio in list(machine.lru["active_file"]):
+        if not folio_isolate_lru(folio):
+            continue
+        if folio_evictable(folio):
+            folio_referenced(folio)
+        if folio_evictable(folio):
+            folio.flags &= ~PG.active
+            folio.flags |= PG.workingset
+            count_vm_events("pgdeactivate", folio.nr_pages)
+        folio_putback_lru(folio)
+
+
+def shrink_lruvec() -> int:
+    """One pass of LRU reclaim, as memory pressure would run it: age the active list, then
+    shrink the inactive one, with the accessed bits consulted through folio_referenced.
+    With no swap, get_scan_count() scans only the file lists, which is where lazyfree anon
+    folios live; swap-backed anon is not looked at at all. Returns the pages freed."""
+    machine = current.machine
+    shrink_active_list()
+    isolated = [folio for folio in list(machine.lru["inactive_file"]) if folio_isolate_lru(folio)]
     reclaimed = shrink_folio_list(isolated, ignore_references=False)
     for folio in isolated:
         folio_putback_lru(folio)
     return reclaimed
-
