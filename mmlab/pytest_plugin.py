@@ -7,6 +7,8 @@ mmlab.pytest_plugin`` in pyproject.toml), whatever paths it is given.
 - A test marked ``live`` or ``browser`` is skipped, with the reason, on a machine that
   lacks what it needs (the same findings ``mmlab doctor`` shows). Under ``CI=true`` a
   missing browser prerequisite fails the test instead, so CI cannot pass by skipping it.
+- ``MMLAB_LEARNER`` is unset: the solutions' stored outputs are those of the anonymous
+  learner, and a learner id left in the shell would change every seeded variant.
 """
 
 import functools
@@ -23,6 +25,7 @@ REQUIRED_IN_CI = {"browser"}
 
 def pytest_configure(config):
     os.environ.update(with_jupyter_home(os.environ, jupyter_home(config.rootpath)))
+    os.environ.pop("MMLAB_LEARNER", None)
 
 
 @functools.cache
