@@ -5,11 +5,16 @@ PG_anon stands in for the PAGE_MAPPING_ANON bit of folio->mapping, so that one w
 everything kpageflags reports about a folio.
 """
 
-from enum import IntFlag
+from enum import IntEnum
 
 
-class PG(IntFlag):
-    """The page flags the model uses, named as in the kernel without the PG_ prefix."""
+class PG(IntEnum):
+    """The page flags the model uses, named as in the kernel without the PG_ prefix.
+
+    Bit values to combine with ``|``, ``&`` and ``~`` into a plain int, as folio->flags is.
+    (An IntEnum rather than an IntFlag: its arithmetic is int's, which matters in the loops
+    that test a flag once per PTE; an IntFlag builds a new enum value on every ``&``.)
+    """
 
     locked = 1 << 0
     referenced = 1 << 2
