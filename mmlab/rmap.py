@@ -348,8 +348,9 @@ def try_to_unmap_one(folio, vma, address: int, flags: int) -> bool:
                 ref_count, map_count = folio_ref_count(folio), folio_mapcount(folio)
                 if ref_count == 1 + map_count and not folio_test_dirty(folio):
                     mm.MM_ANONPAGES -= nr_pages
-                    trace("try_to_unmap_one", f"clean lazyfree folio, refcount {ref_count} = 1 + mapcount "
-                          f"{map_count}: discard {nr_pages} PTE(s)", folio)
+                    trace("try_to_unmap_one", "clean lazyfree folio, refcount {ref_count} = 1 + mapcount "
+                          "{map_count}: discard {nr_pages} PTE(s)", folio,
+                          ref_count=ref_count, map_count=map_count, nr_pages=nr_pages)
                 else:
                     table[first:first + nr_pages] = cleared
                     reason = "dirty" if folio_test_dirty(folio) else f"refcount {ref_count} != 1 + mapcount {map_count}"

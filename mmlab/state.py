@@ -25,16 +25,27 @@ def running(machine):
     """Make ``machine`` the one model functions act on, for the duration of a syscall."""
     before = current.machine
     current.machine = machine
+    kernel._run(machine.kernel)
     try:
         yield machine
     finally:
         current.machine = before
+        kernel._run(before.kernel if before else None)
 
 
 class _KernelProxy:
-    """Attribute access on the running Machine's kernel profile."""
+    """The running Machine's kernel profile. While a Machine runs, the profile's fields are
+    copied onto the proxy, so ``kernel.X`` is a plain attribute read: some model loops read
+    a switch once per PTE."""
 
-    def __getattr__(self, name):
+    def _run(self, profile) -> None:
+        self.__dict__.clear()
+        if profile is not None:
+            self.__dict__.update(vars(profile))
+
+    def __getattr__(self, name):  # not a field, or no Machine running
+        if current.machine is None:
+            raise RuntimeError(f"kernel.{name} read while no Machine is running (use state.running(machine))")
         return getattr(current.machine.kernel, name)
 
     def __repr__(self):
@@ -77,10 +88,15 @@ class Event:
 
 
 def trace(function: str, message: str, folio=None, **details) -> None:
-    """Record a trace event on the running Machine (if it is tracing)."""
+    """Record a trace event on the running Machine (if it is tracing).
+
+    With ``details``, ``message`` is a str.format() template over them, filled in only when
+    the event is recorded: calls made once per PTE then cost nothing when tracing is off."""
     machine = current.machine
     if machine is None or not machine.tracing:
         return
+    if details:
+        message = message.format(**details)
     machine.trace.append(
         Event(len(machine.trace), function, message, folio_snapshot(folio) if folio else None, details)
     )
