@@ -160,8 +160,19 @@ def _resolve_one(lines: list[str], profile: Profile) -> bool:
         chosen = textwrap.dedent("\n".join(lines[start - 1:end])) if end >= start else ""
         indent = lines[node.lineno - 1][: len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip())]
         replacement = [indent + line if line else line for line in chosen.splitlines()]
+        if not replacement and _only_statement(tree, node):
+            replacement = [indent + "pass"]  # the block it sat in would be left empty
         lines[node.lineno - 1:(node.orelse[-1].end_lineno if node.orelse else body[1])] = replacement
         return True
+    return False
+
+
+def _only_statement(tree: ast.AST, node: ast.stmt) -> bool:
+    """Is ``node`` the only statement of the block (body, else, ...) that holds it?"""
+    for parent in ast.walk(tree):
+        for block in (getattr(parent, name, None) for name in ("body", "orelse", "finalbody")):
+            if isinstance(block, list) and any(stmt is node for stmt in block):
+                return len(block) == 1
     return False
 
 
