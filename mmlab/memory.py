@@ -160,18 +160,27 @@ def populate_vma_page_range(vma, start: int, end: int, write: bool) -> None:
 
 
 def change_protection(vma, start: int, end: int) -> None:
-    """Write-protect the present entries of [start, end) (mprotect without PROT_WRITE)."""
+    """mprotect's update of the present entries of [start, end), to the VMA's new flags.
+    Without VM_WRITE every entry is write-protected. With it, the entries of pages this mm
+    owns exclusively become writable again, so writing them needs no fault; shared pages
+    and the zero page stay read-only for copy-on-write (MM_CP_TRY_CHANGE_WRITABLE and
+    can_change_pte_writable() in mm/mprotect.c, change_huge_pmd() in mm/huge_memory.c)."""
+    writable = bool(vma.vm_flags & VM_WRITE)
     mm = vma.vm_mm
     for index in range(pmd_index(start), pmd_index(end - 1) + 1):
         entry = mm.pmds.get(index)
         if isinstance(entry, PmdHuge):
-            entry.write = False
+            entry.write = writable and _anon_exclusive(entry.folio, 0)
         elif entry is not None:
             lo = max(start, index * HPAGE_PMD_SIZE)
             hi = min(end, (index + 1) * HPAGE_PMD_SIZE)
-            for i in range(pte_index(lo), pte_index(hi - 1) + 1):
-                if entry.ptes[i] is not None:
-                    entry.ptes[i].write = False
+            for pte in entry.ptes[pte_index(lo):pte_index(hi - 1) + 1]:
+                if pte is not None:
+                    pte.write = writable and _anon_exclusive(pte.folio, pte.page)
+
+
+def _anon_exclusive(folio, page: int) -> bool:
+    return not folio.flags & PG.zero and bool(folio.anon_exclusive[page])
 
 
 # ---------------------------------------------------------------- zap

@@ -132,8 +132,8 @@ def apply_to_vmas(mm, start: int, end: int, fixup) -> None:
 
 
 def do_mprotect(mm, start: int, length: int, prot: int) -> None:
-    """mprotect(): new VM_READ/VM_WRITE on the range; removing write permission write-protects
-    the entries (a huge PMD stays huge when the range covers all of it)."""
+    """mprotect(): new VM_READ/VM_WRITE on the range, and the entries updated to match (a huge
+    PMD stays huge when the range covers all of it)."""
     from .memory import change_protection
 
     if start % PAGE_SIZE:
@@ -145,8 +145,6 @@ def do_mprotect(mm, start: int, length: int, prot: int) -> None:
         newflags = (vma.vm_flags & ~(VM_READ | VM_WRITE)) | prot_to_vm_flags(prot)
         if newflags == vma.vm_flags:
             return
-        vma = vma_modify_flags(vma, lo, hi, newflags)
-        if not newflags & VM_WRITE:
-            change_protection(vma, lo, hi)
+        change_protection(vma_modify_flags(vma, lo, hi, newflags), lo, hi)
 
     apply_to_vmas(mm, start, start + -(-length // PAGE_SIZE) * PAGE_SIZE, mprotect_fixup)
