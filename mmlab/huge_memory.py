@@ -235,9 +235,7 @@ def madvise_free_huge_pmd(vma, addr: int, next_addr: int) -> bool:
         return True
     if next_addr - addr != HPAGE_PMD_SIZE:
         trace("madvise_free_huge_pmd", "range covers part of the THP: split the folio", folio)
-        folio_get(folio)
-        split_folio(folio)
-        folio_put(folio)
+        try_split_folio(folio)
         return False
     if folio_test_dirty(folio):
         folio_clear_dirty(folio)
@@ -363,6 +361,15 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
         mlock_vma_folio(pieces[page], vma)
     trace("split_folio", f"THP split into {nr} small folios", folio)
     return True
+
+
+def try_split_folio(folio) -> bool:
+    """Split a folio the caller found mapped, holding a reference for the split (the
+    madvise paths' folio_get + split_folio + folio_put)."""
+    folio_get(folio)
+    split = split_folio(folio)
+    folio_put(folio)
+    return split
 
 
 def _pte_mappings(folio) -> list[tuple[PteTable, int, int, object]]:

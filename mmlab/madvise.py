@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 
 from .mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, folio_mapcount
-from .page_alloc import folio_get, folio_put
 from .page_flags import PG, folio_clear_dirty, folio_test_dirty, folio_test_large, folio_test_unevictable
 from .pgtable import PmdHuge, pmd_index, pte_index
 from .state import trace
@@ -89,6 +88,32 @@ def _folio_run(ptes, first: int, limit: int, folio, page: int) -> int:
     return nr
 
 
+def _whole_folio_runs(ptes, addr: int, next_addr: int):
+    """Yield (folio, its PTEs) for each folio mapped in [addr, next_addr) of one PTE table.
+    A large folio only partly in the range is split first and its pages come out one by
+    one; if it may be mapped by another process, or cannot be split, it is skipped (as
+    both madvise_free_pte_range and madvise_cold_or_pageout_pte_range do)."""
+    from .huge_memory import folio_maybe_mapped_shared, try_split_folio
+
+    i, last = pte_index(addr), pte_index(next_addr - 1)
+    while i <= last:
+        pte = ptes[i]
+        if pte is None or pte.folio.flags & PG.zero:
+            i += 1
+            continue
+        folio = pte.folio
+        nr = 1
+        if folio_test_large(folio):
+            nr = _folio_run(ptes, i, last - i + 1, folio, pte.page)
+            if nr < folio.nr_pages:
+                if not folio_maybe_mapped_shared(folio) and try_split_folio(folio):
+                    continue  # look at the same PTE again: it now maps a small folio
+                i += nr
+                continue
+        yield folio, ptes[i:i + nr]
+        i += nr
+
+
 def madvise_free_single_vma(vma, start: int, end: int) -> None:
     """MADV_FREE: mark anon folios lazyfree: reclaim may drop them instead of swapping, unless
     they are written again first. Large folios only partly in the range are split.
@@ -97,7 +122,7 @@ def madvise_free_single_vma(vma, start: int, end: int) -> None:
     another process may map them. A PTE-mapped folio shared after fork() is still marked
     lazyfree (unless PG_dirty is set): this process's PTEs become clean, the other
     process's stay dirty, and reclaim keeps the folio when it meets a dirty one."""
-    from .huge_memory import folio_maybe_mapped_shared, madvise_free_huge_pmd, split_folio
+    from .huge_memory import madvise_free_huge_pmd
     from .swap import folio_mark_lazyfree
 
     mm = vma.vm_mm
@@ -108,45 +133,23 @@ def madvise_free_single_vma(vma, start: int, end: int) -> None:
         entry = mm.pmds.get(pmd_index(addr))
         if entry is None or isinstance(entry, PmdHuge):
             continue
-        ptes = entry.ptes
-        i, last = pte_index(addr), pte_index(next_addr - 1)
-        while i <= last:
-            pte = ptes[i]
-            if pte is None or pte.folio.flags & PG.zero:
-                i += 1
-                continue
-            folio = pte.folio
-            nr = 1
-            if folio_test_large(folio):
-                nr = _folio_run(ptes, i, last - i + 1, folio, pte.page)
-                if nr < folio.nr_pages:
-                    if folio_maybe_mapped_shared(folio):
-                        i += nr
-                        continue
-                    folio_get(folio)
-                    split = split_folio(folio)
-                    folio_put(folio)
-                    if not split:
-                        i += nr
-                    continue  # after a split, look at the same PTE again: it maps a small folio
+        for folio, entries in _whole_folio_runs(entry.ptes, addr, next_addr):
             if folio_test_dirty(folio):
                 # Clearing PG_dirty would hide another process's write; a folio mapped by
                 # exactly its own pages' count of PTEs here can only be this mm's.
                 if folio_mapcount(folio) != folio.nr_pages:
-                    i += nr
                     continue
                 folio_clear_dirty(folio)
-            for pte in ptes[i:i + nr]:
+            for pte in entries:
                 pte.young = pte.dirty = False
             folio_mark_lazyfree(folio)
-            i += nr
 
 
 def madvise_cold_or_pageout(vma, start: int, end: int, pageout: bool) -> None:
     """MADV_COLD deactivates; MADV_PAGEOUT isolates and reclaims at once (reclaim_pages),
     one PMD's worth of folios at a time. A THP only partly in the range is split first;
     folios mapped by other processes too are skipped."""
-    from .huge_memory import folio_maybe_mapped_shared, split_folio
+    from .huge_memory import folio_maybe_mapped_shared, try_split_folio
     from .swap import folio_deactivate
     from .vmscan import folio_isolate_lru, folio_putback_lru, reclaim_pages
 
@@ -180,36 +183,12 @@ def madvise_cold_or_pageout(vma, start: int, end: int, pageout: bool) -> None:
                 if pageout:
                     reclaim_pages(folio_list)
                 continue
-            folio_get(folio)
-            split_folio(folio)
-            folio_put(folio)
+            try_split_folio(folio)
             entry = mm.pmds.get(pmd_index(addr))
         if entry is None or isinstance(entry, PmdHuge):
             continue
-        ptes = entry.ptes
-        i, last = pte_index(addr), pte_index(next_addr - 1)
-        while i <= last:
-            pte = ptes[i]
-            if pte is None or pte.folio.flags & PG.zero:
-                i += 1
-                continue
-            folio = pte.folio
-            nr = 1
-            if folio_test_large(folio):
-                nr = _folio_run(ptes, i, last - i + 1, folio, pte.page)
-                if nr < folio.nr_pages:
-                    if folio_maybe_mapped_shared(folio):
-                        i += nr
-                        continue
-                    folio_get(folio)
-                    split = split_folio(folio)
-                    folio_put(folio)
-                    if not split:
-                        i += nr
-                    continue
-
+        for folio, entries in _whole_folio_runs(entry.ptes, addr, next_addr):
             if folio.flags & PG.lru and folio_mapcount(folio) == folio.nr_pages:
-                handle(folio, ptes[i:i + nr], folio_list)
-            i += nr
+                handle(folio, entries, folio_list)
         if pageout:
             reclaim_pages(folio_list)
