@@ -282,7 +282,7 @@ def try_to_unmap_one(folio, vma, address: int, flags: int) -> bool:
             if pvmw.pte is None:
                 raise ModelBug("VM_BUG_ON_FOLIO: unexpected PMD-mapped THP")
 
-        # If the folio is in an mlock()ed VMA, it must stay in memory.
+        # A VM_LOCKED VMA keeps what it maps in memory: nothing is unmapped from one.
         if not flags & TTU_IGNORE_MLOCK and vma.vm_flags & VM_LOCKED:
             if kernel.mlock_large_in_ttu:
                 # 6.18: count the folio's PTEs; mlock it only once all are seen under one lock.
