@@ -82,10 +82,6 @@ class Folio:
         return mimebundle(self, include, exclude)
 
 
-def folio_nr_pages(folio: Folio) -> int:
-    return 1 << folio.order
-
-
 def folio_ref_count(folio: Folio) -> int:
     return folio._refcount
 
@@ -193,8 +189,3 @@ class MmStruct:
 
     def vmas_in(self, start: int, end: int) -> list[VmAreaStruct]:
         return [v for v in self.vmas if v.vm_start < end and start < v.vm_end]
-
-
-def folio_page_address(folio: Folio, vma: VmAreaStruct, page: int = 0) -> int:
-    return vma_address(vma, folio.index + page)
-

@@ -16,7 +16,6 @@ class PG(IntEnum):
     that test a flag once per PTE; an IntFlag builds a new enum value on every ``&``.)
     """
 
-    locked = 1 << 0
     referenced = 1 << 2
     uptodate = 1 << 3
     dirty = 1 << 4
@@ -53,7 +52,6 @@ folio_test_swapbacked, folio_set_swapbacked, folio_clear_swapbacked = _accessors
 folio_test_unevictable, folio_set_unevictable, folio_clear_unevictable = _accessors(PG.unevictable)
 folio_test_mlocked, folio_set_mlocked, folio_clear_mlocked = _accessors(PG.mlocked)
 folio_test_anon, _, _ = _accessors(PG.anon)
-folio_test_locked, folio_lock, folio_unlock = _accessors(PG.locked)
 folio_test_partially_mapped, folio_set_partially_mapped, folio_clear_partially_mapped = _accessors(
     PG.partially_mapped
 )
@@ -72,11 +70,6 @@ def folio_test_lazyfree(folio) -> bool:
     out. (A named helper since "mm: add folio_test_lazyfree helper", 2026; before it the
     kernel spelled out the two tests.)"""
     return bool(folio.flags & PG.anon) and not folio.flags & PG.swapbacked
-
-
-def folio_is_file_lru(folio) -> bool:
-    """Folios that are not swap-backed (page cache, and lazyfree anon) live on the file LRU."""
-    return not folio.flags & PG.swapbacked
 
 
 def flag_names(flags: int) -> list[str]:

@@ -18,7 +18,6 @@ from .pgtable import PmdHuge, pmd_index, pte_index
 from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 
 PVMW_SYNC = 1 << 0
-PVMW_MIGRATION = 1 << 1
 PVMW_PGTABLE_CROSSED = 1 << 16  # 6.18: the walk moved on to another PTE table
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from .uapi import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 
-PMD_MASK = ~((1 << PMD_SHIFT) - 1)
-
 
 class Pte:
     """A present page-table entry mapping one page of ``folio``."""
