@@ -199,8 +199,10 @@ def copy_huge_pmd(dst_vma, src_vma, index: int, entry: PmdHuge) -> bool:
 
 def folio_maybe_mapped_shared(folio) -> bool:
     """Might another process map this folio? The model knows exactly: it asks the rmap.
-    (6.15 made this exact in the kernel too, with per-folio mm ids; 6.10-6.14 guessed from
-    mapcounts in folio_likely_mapped_shared().)"""
+    The kernel estimates. 6.10-6.14 guessed from mapcounts (folio_likely_mapped_shared());
+    6.15 tracks the mms that map a large folio, but may still answer "shared" for one that
+    more than two mms mapped at some point. Both err only towards "shared", so the model
+    may skip fewer folios than the kernel, never more."""
     from .rmap import rmap_walk
 
     if folio_mapcount(folio) <= 1:

@@ -32,41 +32,47 @@ class Change:
 CHANGES = {
     "split_pmd_before_walk": Change(
         "mm/rmap: integrate PMD-mapped folio splitting into pagewalk loop",
-        "29e847d2ade3cdff36afe095fdbeb9b5f71a197a",
+        "29e847d2ade3cdff36afe095fdbeb9b5f71a197a, in 6.11",
         "this commit removed the up-front split_huge_pmd_address() call; true means before it",
     ),
     "v6_mlock_restore_pmd": Change(
         "[PATCH v6 2/3] mm/rmap: integrate PMD-mapped folio splitting into pagewalk loop",
         "Message-Id 20240521040244.48760-3",
-        "the extra mlock-restore condition under review; dropped in v7 (20240610120209.66311-1)",
+        "the extra mlock-restore condition under review, suggested by Baolin Wang and first posted as v5 3/4 "
+        "(20240513074712.7608-4); dropped in v7 (20240610120209.66311-1)",
     ),
     "pmd_lazyfree_discard": Change(
         "mm/vmscan: avoid split lazyfree THP during shrink_folio_list()",
-        "735ecdfaf4e802209caf34b7ac45adf448c54ccc",
+        "735ecdfaf4e802209caf34b7ac45adf448c54ccc, in 6.11",
         "removed again by the Nov 2026 stable fix 'mm/rmap: don't discard lazyfree THPs at PMD "
         "level' (stable 6.12.117, 7.3.2; mainline hash unverified)",
     ),
     "pmd_lazyfree_no_split": Change(
         "mm: avoid splitting pmd for lazyfree pmd-mapped THP in try_to_unmap",
-        "Message-Id 20250214093015.51024-5 (merged 6.15; mainline hash ea5273c381ab unverified)",
+        "2f9b43d617e2, in 6.15; Barry Song, v4 4/4, Message-Id 20250214093015.51024-5",
     ),
     "swapbacked_only_if_dirty": Change(
         "mm: set folio swapbacked iff folios are dirty in try_to_unmap_one",
-        "Message-Id 20250214093015.51024-2 (merged 6.15)",
+        "faeb2831b517, in 6.15; Barry Song, v4 1/4, Message-Id 20250214093015.51024-2",
     ),
     "batched_lazyfree_unmap": Change(
         "mm: support batched unmap for lazyfree large folios during reclamation",
-        "354dffd29575 (merged 6.15)",
+        "354dffd29575, in 6.15; Barry Song, v4 3/4, Message-Id 20250214093015.51024-4",
+        "6.15.0 batches only a whole folio (can_batch_unmap_folio_ptes)",
+    ),
+    "pte_batch_partial": Change(
+        "mm/rmap: fix potential out-of-bounds page table access during batched unmap",
+        "ddd05742b45b, in 6.16; stable 6.15.7 as 510fe9c15d07",
+        "folio_unmap_pte_batch(): batches of any length, capped at the VMA and page-table end",
     ),
     "thp_on_huge_zero_wp": Change(
-        "mm: Allocate THP on hugezeropage wp-fault",
-        "Dev Jain, series 'Do not shatter hugezeropage on wp-fault', v2 Message-Id 20240904100923.290042-1",
-        "not in 6.12.117 (mm/huge_memory.c still splits); merged in a later release (6.13 assumed, "
-        "unverified); observed on 6.18.44",
+        "mm: allocate THP on hugezeropage wp-fault",
+        "1ced09e0331f, in 6.13; Dev Jain",
     ),
     "mlock_large_in_ttu": Change(
         "mm/rmap: mlock large folios in try_to_unmap_one()",
-        "Kiryl Shutsemau, 'mm: Improve mlock tracking for large folios', PATCHv3 23 Sep 2025 (in 6.18)",
+        "in 6.18; Kiryl Shutsemau, 'mm: Improve mlock tracking for large folios', PATCHv3 2/5, 23 Sep 2025",
+        "mainline hash unverified",
     ),
 }
 
@@ -83,6 +89,7 @@ class Profile:
     pmd_lazyfree_no_split: bool = False
     swapbacked_only_if_dirty: bool = False
     batched_lazyfree_unmap: bool = False
+    pte_batch_partial: bool = False
     thp_on_huge_zero_wp: bool = False
     mlock_large_in_ttu: bool = False
 
@@ -101,14 +108,16 @@ _6_11_v6 = replace(_6_11, name="6.11-v6",
                    summary="the v6 posting: as 6.11, plus the extra mlock-restore condition under review",
                    v6_mlock_restore_pmd=True)
 _6_15 = replace(_6_11, name="6.15",
-                summary="batched unmap of lazyfree large folios; a lazyfree PMD that cannot be discarded "
-                "aborts instead of splitting",
+                summary="6.15.0: batched unmap of a whole lazyfree large folio; a lazyfree PMD that cannot be "
+                "discarded aborts instead of splitting",
                 pmd_lazyfree_no_split=True, swapbacked_only_if_dirty=True, batched_lazyfree_unmap=True,
                 thp_on_huge_zero_wp=True)
-_6_18 = replace(_6_15, name="6.18", summary="mlock tracking for large folios inside try_to_unmap_one",
-                mlock_large_in_ttu=True)
+_6_18 = replace(_6_15, name="6.18", summary="6.18.0: batches of part of a folio too (6.16); mlock tracking for "
+                "large folios inside try_to_unmap_one",
+                pte_batch_partial=True, mlock_large_in_ttu=True)
 _6_18_44 = replace(_6_18, name="6.18.44",
-                   summary="the 2026 stable fix: no PMD-level lazyfree discard (split, then batched PTE discard)",
+                   summary="the Nov 2026 stable fix (also in 6.12.117+, 7.3.2+): no PMD-level lazyfree discard "
+                   "(split, then batched PTE discard)",
                    pmd_lazyfree_discard=False, pmd_lazyfree_no_split=False)
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_6_10, _6_11_v6, _6_11, _6_15, _6_18, _6_18_44)}
@@ -186,10 +195,18 @@ def modelled_source(func, profile: str | Profile) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
 
 
+def switches_read(func) -> list[str]:
+    """The profile switches ``func`` itself tests (``kernel.X``), in the order CHANGES lists them."""
+    found = set(re.findall(r"\bkernel\.(\w+)\b", inspect.getsource(func)))
+    return [name for name in CHANGES if name in found]
+
+
 def profile_diff(func, a: str, b: str) -> str:
-    """A unified diff of a model function between two profiles, headed by the changes."""
+    """A unified diff of a model function between two profiles, headed by the changes that
+    make the difference: only the switches the function reads (others change other functions)."""
+    reads = set(switches_read(func))
     head = [f"# {switch}: {'on' if in_b else 'off'} in {b}, {'on' if in_a else 'off'} in {a}: {change}"
-            for switch, in_a, in_b, change in changes_between(a, b)]
+            for switch, in_a, in_b, change in changes_between(a, b) if switch in reads]
     diff = difflib.unified_diff(
         modelled_source(func, a).splitlines(), modelled_source(func, b).splitlines(),
         f"{func.__name__} ({a})", f"{func.__name__} ({b})", lineterm="", n=3,

@@ -241,9 +241,31 @@ def try_to_unmap(folio, flags: int) -> None:
     rmap_walk(folio, try_to_unmap_one, flags, done=lambda f: folio_mapcount(f) == 0)
 
 
+def can_batch_unmap_folio_ptes(folio, pvmw) -> bool:
+    """6.15.0 (354dffd29575): can the PTE at pvmw.pte and the ones after it clear this whole
+    lazyfree folio in one go? Only if it maps the folio's first page and every page follows
+    in order. Nothing caps the look-ahead at the VMA's end or the page table's end; the
+    kernel could read past the table (fixed by ddd05742b45b), the model stops there."""
+    if not (folio_test_large(folio) and folio_test_lazyfree(folio)) or pvmw.pte.page != 0:
+        return False
+    ptes, first = pvmw.pmd.ptes, pte_index(pvmw.address)
+    run = ptes[first:first + folio.nr_pages]
+    return len(run) == folio.nr_pages and all(
+        pte is not None and pte.folio is folio and pte.page == i for i, pte in enumerate(run))
+
+
 def folio_unmap_pte_batch(folio, pvmw, flags: int) -> int:
     """How many PTEs, starting at pvmw.pte, map consecutive pages of this lazyfree folio and
-    can be cleared together (within one PTE table and the VMA)."""
+    can be cleared together: any part of it, capped at the VMA's end and the page table's
+    end ("mm/rmap: fix potential out-of-bounds page table access during batched unmap",
+    ddd05742b45b, 6.16 and 6.15.7).
+
+    The batch also ends where the write bit changes: that is Dev Jain's 2026 fix
+    29f40594a281 ("mm/rmap: fix incorrect pte restoration for lazyfree folios"), which the
+    model applies in every profile that has this helper. Simplification: before that fix
+    the kernel batched across a write-bit change and, when the discard failed, restored all
+    the PTEs with the first one's write bit; the model restores each PTE as it was.
+    """
     if not (folio_test_large(folio) and folio_test_lazyfree(folio)):
         return 1
     ptes = pvmw.pmd.ptes
@@ -333,9 +355,13 @@ def try_to_unmap_one(folio, vma, address: int, flags: int) -> bool:
             if pvmw.pte is None:
                 raise ModelBug("VM_BUG_ON_FOLIO: PMD-mapped folio neither discarded nor split")
 
-        nr_pages = 1
         if kernel.batched_lazyfree_unmap:
-            nr_pages = folio_unmap_pte_batch(folio, pvmw, flags)
+            if kernel.pte_batch_partial:
+                nr_pages = folio_unmap_pte_batch(folio, pvmw, flags)
+            else:
+                nr_pages = folio.nr_pages if can_batch_unmap_folio_ptes(folio, pvmw) else 1
+        else:
+            nr_pages = 1
         table, first = pvmw.pmd.ptes, pte_index(pvmw.address)
         cleared = table[first:first + nr_pages]
         table[first:first + nr_pages] = [None] * nr_pages

@@ -421,7 +421,7 @@ def record(scenario: Scenario | str, make_machine: Callable[[], object], runs: i
 # -- the scenarios --------------------------------------------------------------------
 #
 # Sizes are a few THPs, except where a scenario reproduces the 64 MiB (32 THP) runs of
-# the notes (shared/notes/kernel.md, Appendix A). Views are named "p" (the first
+# the host experiments (course/sources.ipynb, section 7). Views are named "p" (the first
 # process) and "c" (a forked child).
 
 BIG = 32 * THP  # 64 MiB

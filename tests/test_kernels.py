@@ -1,8 +1,8 @@
 """mmlab.kernels: the profiles, their switches, and the model's source as each profile runs it.
 
-The structural facts asserted about try_to_unmap_one() per release come from
-/work/shared/notes/kernel.md §1.4, §1.5, §2.2 and §4 (and 6.12.117 mm/rmap.c for the form
-after the Nov 2026 stable fix).
+The structural facts asserted about try_to_unmap_one() per release come from the upstream
+commits listed in course/sources.ipynb (and 6.12.117 mm/rmap.c for the form after the Nov 2026
+stable fix).
 """
 
 from __future__ import annotations
@@ -72,8 +72,13 @@ def test_modelled_try_to_unmap_one_is_each_releases_control_flow():
     assert "split_huge_pmd_address(" not in merged
     assert merged.index("unmap_huge_pmd_locked(") < merged.index("split_huge_pmd_locked(")
     assert "page_vma_mapped_walk_restart(" in merged and "folio_unmap_pte_batch(" not in merged
-    # 6.15: batched PTE unmap of lazyfree large folios (§4.1).
-    assert "folio_unmap_pte_batch(" in modelled_source(try_to_unmap_one, "6.15")
+    # 6.15.0: batched PTE unmap of a whole lazyfree large folio only (354dffd29575); one
+    # assignment of nr_pages per step, no "nr_pages = 1" that the batch then overwrites.
+    first_batch = modelled_source(try_to_unmap_one, "6.15")
+    assert "can_batch_unmap_folio_ptes(" in first_batch and "folio_unmap_pte_batch(" not in first_batch
+    assert first_batch.count("nr_pages = ") == 1
+    # 6.16 (ddd05742b45b): folio_unmap_pte_batch(), batches of part of a folio.
+    assert "folio_unmap_pte_batch(" in modelled_source(try_to_unmap_one, "6.18")
     # 6.18.44: the PMD-level discard is gone again, the split inside the walk stays (§2.2).
     fixed = modelled_source(try_to_unmap_one, "6.18.44")
     assert "unmap_huge_pmd_locked(" not in fixed and "split_huge_pmd_locked(" in fixed
@@ -89,6 +94,14 @@ def test_profile_diff_names_the_changes_between_two_profiles():
     assert len(header) == 1 and header[0].startswith("# v6_mlock_restore_pmd: on in 6.11-v6, off in 6.11")
     assert "20240521040244.48760-3" in header[0]
     assert any(line.startswith("+") and "TTU_SPLIT_HUGE_PMD" in line for line in diff.splitlines()[3:])
+
+
+def test_profile_diff_heads_only_with_the_switches_the_function_reads():
+    # 6.11 -> 6.15 also turns on thp_on_huge_zero_wp, which only the huge-zero write fault reads.
+    header = [line for line in profile_diff(try_to_unmap_one, "6.11", "6.15").splitlines() if line.startswith("# ")]
+    assert [line.split(":")[0] for line in header] == [
+        "# pmd_lazyfree_no_split", "# swapbacked_only_if_dirty", "# batched_lazyfree_unmap"]
+    assert "2f9b43d617e2" in header[0]
 
 
 def test_a_profile_does_not_differ_from_itself():

@@ -1,8 +1,7 @@
 """Refcounts and mapcounts of THPs through their life, as the kernel keeps them.
 
-Expected values come from /work/shared/notes/kernel.md §2.1 and §7 and from Debian's
-6.12.117 source: folio_add_new_anon_rmap() and folio_add_anon_rmap_pmd() / _ptes() and
-__folio_remove_rmap() in mm/rmap.c; __split_huge_pmd_locked(), copy_huge_pmd(),
+Expected values come from Debian's 6.12.117 source: folio_add_new_anon_rmap() and
+folio_add_anon_rmap_pmd() / _ptes() and __folio_remove_rmap() in mm/rmap.c; __split_huge_pmd_locked(), copy_huge_pmd(),
 do_huge_pmd_wp_page() and madvise_free_huge_pmd() in mm/huge_memory.c; copy_present_ptes()
 and wp_page_copy() in mm/memory.c. The model keeps the kernel's "minus one" convention in
 ``_mapcount``/``_large_mapcount``/``_entire_mapcount``; the folio_* helpers add it back.
@@ -61,7 +60,7 @@ def page_mapcounts(folio) -> set[int]:
 def test_a_pmd_mapped_thp_has_one_reference_and_one_entire_mapping(kernel):
     # folio_add_new_anon_rmap() on a PMD-sized folio: _entire_mapcount and _large_mapcount
     # go from -1 to 0 (one mapping each); no page has a PTE mapping (_mapcount -1). The
-    # fault's reference becomes the mapping's: refcount 1 (notes §2.1, §7).
+    # fault's reference becomes the mapping's: refcount 1 (6.12.117 mm/rmap.c).
     m, p, a, folio = thp(kernel)
     assert counts(folio) == (1, 1, 1)
     assert page_mapcounts(folio) == {0} and folio._nr_pages_mapped == 0
@@ -73,7 +72,7 @@ def test_a_pmd_mapped_thp_has_one_reference_and_one_entire_mapping(kernel):
 def test_splitting_the_pmd_gives_512_references_and_512_pte_mappings():
     # __split_huge_pmd_locked(): folio_ref_add(HPAGE_PMD_NR - 1), folio_add_anon_rmap_ptes()
     # for all 512 pages, then folio_remove_rmap_pmd(): refcount 512, mapcount 512, every page
-    # mapped once, no entire mapping; the folio itself stays one THP (notes §7).
+    # mapped once, no entire mapping; the folio itself stays one THP (6.12.117 mm/rmap.c).
     m, p, a, folio = thp()
     changed = delta(m, p.mprotect, a + MiB, PAGE_SIZE, PROT_READ)  # a VMA boundary inside the THP
     assert changed == {"thp_split_pmd": 1, "nr_anon_transparent_hugepages": -1}
@@ -88,7 +87,7 @@ def test_splitting_the_pmd_gives_512_references_and_512_pte_mappings():
 
 def test_isolation_from_the_lru_adds_one_reference():
     # folio_isolate_lru() takes a reference (folio_get) for the isolating caller: the "+1"
-    # that the lazyfree checks expect, refcount == mapcount + 1 (notes §2.1).
+    # that the lazyfree checks expect, refcount == mapcount + 1 (6.12.117 mm/huge_memory.c).
     m, p, a, folio = thp()
     lru = folio.lru
     with running(m):

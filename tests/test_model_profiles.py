@@ -3,19 +3,19 @@
 Every switch in mmlab.kernels.CHANGES has at least one scenario here whose observable
 outcome (a /proc/vmstat delta, the THP map, a page flag) differs between the profiles
 that have it and those that do not. Each expected value is derived from kernel source
-(Debian linux-source 6.12.117, unless said otherwise) or from /work/shared/notes/kernel.md
-(upstream patches and host observations), never by running the model; the comments name
-the change and the kernel function the outcome follows.
+(Debian linux-source 6.12.117, unless said otherwise), from the upstream patches listed in
+course/sources.ipynb, or from observations on the host kernel, never by running the model;
+the comments name the change and the kernel function the outcome follows.
 
 Profiles, switches on (1) or off (.):
 
-    profile   split_before  v6_mlock  pmd_discard  pmd_no_split  swapbacked_iff_dirty  batched  zero_wp  mlock_large
-    6.10           1           .          .            .                 .                .        .         .
-    6.11-v6        .           1          1            .                 .                .        .         .
-    6.11           .           .          1            .                 .                .        .         .
-    6.15           .           .          1            1                 1                1        1         .
-    6.18           .           .          1            1                 1                1        1         1
-    6.18.44        .           .          .            .                 1                1        1         1
+    profile   split_before  v6_mlock  pmd_discard  no_split  sb_iff_dirty  batched  partial  zero_wp  mlock_large
+    6.10           1           .           .          .           .           .        .        .          .
+    6.11-v6        .           1           1          .           .           .        .        .          .
+    6.11           .           .           1          .           .           .        .        .          .
+    6.15           .           .           1          1           1           1        .        1          .
+    6.18           .           .           1          1           1           1        1        1          1
+    6.18.44        .           .           .          .           1           1        1        1          1
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def assert_table_covers_every_profile(table: dict) -> None:
 #   removed that call (6.12.117 mm/rmap.c has no caller of unmap_huge_pmd_locked()), so the
 #   TTU_SPLIT_HUGE_PMD branch splits the PMD (split_huge_pmd_locked()), then one batched
 #   PTE discard (354dffd29575) removes all 512 mappings at once: thp_split_pmd +1 per THP,
-#   no deferred split. Seen on the host: +32 for 32 THPs (notes §5.5).
+#   no deferred split. Seen on the host: +32 for 32 THPs (course/sources.ipynb §7).
 CLEAN_LAZYFREE = {
     "6.10": {"thp_split_pmd": 2, "thp_deferred_split_page": 2},
     "6.11-v6": {},
@@ -150,7 +150,7 @@ def test_reclaiming_a_clean_lazyfree_thp(kernel):
 #   (20250214093015.51024-5): the dirty PMD makes the folio dirty, it is set swapbacked at
 #   PMD level and the walk aborts: no split.
 # - 6.18.44: no PMD discard, so split, then the PTE path: swapbacked (host: +32 splits,
-#   swapbacked=1 for 32 THPs, notes §5.2).
+#   swapbacked=1 for 32 THPs, course/sources.ipynb §7).
 REDIRTIED = {
     "6.10": Reclaimed(thp_split_pmd=2, slots="TT", swapbacked=True),
     "6.11-v6": Reclaimed(thp_split_pmd=2, slots="TT", swapbacked=True),
@@ -289,6 +289,39 @@ def test_reclaiming_a_pte_mapped_lazyfree_thp(kernel):
     discards = [e.details["nr_pages"] for e in m.trace
                 if e.function == "try_to_unmap_one" and "nr_pages" in e.details]
     assert discards == ([1] * 512 if PER_PTE[kernel] else [512])
+    assert p.thp_map(a, THP) == "-"
+    check_invariants(m)
+
+
+# A lazyfree THP mapped by PTEs whose VMA is then cut in two (mprotect of its second half),
+# reclaimed by memory pressure (LRU reclaim does not split it first, as MADV_PAGEOUT would).
+# The rmap walk visits the first VMA, then the second:
+# - 6.10 .. 6.11: no batching, one PTE per step.
+# - 6.15.0: can_batch_unmap_folio_ptes() (354dffd29575) accepts the whole folio, since all
+#   512 PTEs follow each other in one table; nothing checks the VMA's end, so the one batch
+#   also clears the second VMA's 256 PTEs (it ignores write bits, as folio_pte_batch() did
+#   without FPB_RESPECT_WRITE).
+# - 6.16+ (and 6.15.7): folio_unmap_pte_batch() (ddd05742b45b) caps a batch at the VMA's
+#   end: 256 PTEs in each VMA.
+PARTIAL_BATCH = {"6.10": [1] * 512, "6.11-v6": [1] * 512, "6.11": [1] * 512, "6.15": [512],
+                 "6.18": [256, 256], "6.18.44": [256, 256]}
+
+
+@covers("pte_batch_partial", "batched_lazyfree_unmap")
+@pytest.mark.parametrize("kernel", sorted(PROFILES))
+def test_reclaiming_a_lazyfree_thp_whose_vma_was_cut(kernel):
+    assert_table_covers_every_profile(PARTIAL_BATCH)
+    m = Machine(kernel=kernel, trace=True)
+    p, a = pte_mapped_thp(m)
+    p.madvise(a, THP, MADV_FREE)
+    p.mprotect(a + THP // 2, THP // 2, PROT_READ)
+    assert len(p.mm.vmas) == 2
+    m.clear_trace()
+    changed = delta(m, m.reclaim)
+    assert changed.get("pglazyfreed") == 512 and changed.get("thp_split_page", 0) == 0
+    discards = [e.details["nr_pages"] for e in m.trace
+                if e.function == "try_to_unmap_one" and "nr_pages" in e.details]
+    assert discards == PARTIAL_BATCH[kernel]
     assert p.thp_map(a, THP) == "-"
     check_invariants(m)
 
@@ -443,11 +476,13 @@ def test_every_switch_has_a_scenario_that_tells_its_profiles_apart():
 # - 6.10 splits the PMD before the walk, so the walk never yields a PMD and neither the
 #   PMD-level discard (nor its 6.15 form) nor the v6 "PMD-mapped" mlock condition can apply;
 # - from 6.18 the VM_LOCKED branch is Kiryl's, which replaced the one the v6 condition was in;
-# - without the PMD-level discard, its 6.15 "no split" variant has nothing to vary.
+# - without the PMD-level discard, its 6.15 "no split" variant has nothing to vary;
+# - without batched unmap (before 6.15), the form of the batch has nothing to vary.
 UNREACHABLE = {
     ("6.10", "v6_mlock_restore_pmd"), ("6.10", "pmd_lazyfree_discard"), ("6.10", "pmd_lazyfree_no_split"),
     ("6.18", "v6_mlock_restore_pmd"), ("6.18.44", "v6_mlock_restore_pmd"),
     ("6.18.44", "pmd_lazyfree_no_split"),
+    ("6.10", "pte_batch_partial"), ("6.11-v6", "pte_batch_partial"), ("6.11", "pte_batch_partial"),
 }
 
 

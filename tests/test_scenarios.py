@@ -41,7 +41,7 @@ def test_each_scenario_says_what_it_shows_and_records_plain_data(name, model_rec
 
 
 def test_the_recorded_baseline_matches_the_notes():
-    """32 THPs: touch, MADV_FREE, MADV_PAGEOUT, as in shared/notes/kernel.md Appendix A."""
+    """32 THPs: touch, MADV_FREE, MADV_PAGEOUT, as in the host experiments (course/sources.ipynb §7)."""
     steps = {s["label"]: s for s in STORED["lazyfree-reclaim"]["record"]["steps"]}
     assert steps["touch"]["vmstat"]["thp_fault_alloc"] == 32
     assert steps["touch"]["views"]["p"]["smaps"]["AnonHugePages"] == 65536

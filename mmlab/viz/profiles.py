@@ -11,25 +11,16 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import re
 
-from ..kernels import CHANGES, PROFILES, changes_between, modelled_source, profile_diff
+from ..kernels import PROFILES, changes_between, modelled_source, profile_diff, switches_read
 from .dot import esc
 
 # The model modules whose functions may read a profile switch (``if kernel.X:``).
 MODEL_MODULES = ("memory", "huge_memory", "page_vma_mapped", "rmap", "mlock", "madvise", "mmap", "swap",
                  "vmscan", "gup")
 
-_SWITCH = re.compile(r"\bkernel\.(" + "|".join(CHANGES) + r")\b")
-
 ADDED, REMOVED, HUNK = "#e6ffec", "#ffebe9", "#ddf4ff"
 MONO = "font-family: monospace; font-size: 12px; white-space: pre"
-
-
-def switches_read(func) -> list[str]:
-    """The profile switches ``func`` tests, in the order CHANGES lists them."""
-    found = set(_SWITCH.findall(inspect.getsource(func)))
-    return [name for name in CHANGES if name in found]
 
 
 def switched_functions() -> dict[str, object]:
@@ -82,7 +73,7 @@ def changes_html(func, a: str, b: str) -> str:
 
 
 def _unified(func, a: str, b: str) -> str:
-    lines = profile_diff(func, a, b).splitlines()[len(changes_between(a, b)):]  # drop its header lines
+    lines = [line for line in profile_diff(func, a, b).splitlines() if not line.startswith("# ")]  # its header
     out = []
     for line in filter(None, lines):
         colour = {"+": ADDED, "-": REMOVED, "@": HUNK}.get(line[:1])
