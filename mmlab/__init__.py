@@ -30,6 +30,6 @@ __all__ = [name for name in dir(uapi) if not name.startswith("_")]
 
 from .kernels import PROFILES, modelled_source, profile_diff  # noqa: E402
 from .machine import Machine, Process  # noqa: E402
-from .memory import SegmentationFault  # noqa: E402
+from .mm.memory import SegmentationFault  # noqa: E402
 
 __all__ += ["Machine", "Process", "PROFILES", "SegmentationFault", "modelled_source", "profile_diff"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .mm_types import (
+from .include.mm_types import (
     GUP_PIN_COUNTING_BIAS,
     VM_LOCKED,
     VM_WRITE,
@@ -23,10 +23,10 @@ from .mm_types import (
     folio_mapcount,
     vma_address,
 )
-from .page_alloc import ModelBug
-from .page_flags import PG
-from .pgtable import PmdHuge
-from .swap import LRU_LISTS, folio_lru_list
+from .include.page_flags import PG
+from .include.pgtable import PmdHuge
+from .mm.page_alloc import ModelBug
+from .mm.swap import LRU_LISTS, folio_lru_list
 from .uapi import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
 
 __all__ = ["ModelBug", "check_invariants"]

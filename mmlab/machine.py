@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from functools import wraps
 
-from . import gup, madvise, memory, mlock, mmap, proc
+from . import proc
+from .include.mm_types import Folio, MmStruct
+from .include.page_flags import PG
 from .kernels import get_profile
-from .mm_types import Folio, MmStruct
-from .page_flags import PG
-from .rmap import anon_vma_fork
+from .mm import gup, madvise, memory, mlock, mmap
+from .mm.rmap import anon_vma_fork
+from .mm.swap import LRU_LISTS
 from .state import running
-from .swap import LRU_LISTS
 from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE
 
 THP_MODES = ("always", "madvise", "never")
@@ -74,7 +75,7 @@ class Machine:
         """Memory pressure: one pass of LRU reclaim over the file lists, the only ones
         scanned without swap (lazyfree folios are there). Returns the pages freed.
         Model only: the live lab never puts the host under pressure."""
-        from .vmscan import shrink_lruvec
+        from .mm.vmscan import shrink_lruvec
 
         with running(self):
             return shrink_lruvec()
@@ -160,7 +161,7 @@ class Process:
     @syscall
     def fork(self) -> Process:
         """A child sharing every anonymous page copy-on-write. VM_LOCKED is not inherited."""
-        from .mm_types import VM_LOCKED_MASK, VmAreaStruct
+        from .include.mm_types import VM_LOCKED_MASK, VmAreaStruct
 
         child = Process(self.machine)
         for vma in self.mm.vmas:
@@ -173,7 +174,7 @@ class Process:
     @syscall
     def exit(self) -> None:
         """Tear down the address space; folios no one else maps are freed."""
-        from .rmap import unlink_anon_vmas
+        from .mm.rmap import unlink_anon_vmas
 
         for vma in list(self.mm.vmas):
             memory.unmap_vma_range(vma, vma.vm_start, vma.vm_end)

@@ -149,8 +149,8 @@ def thp_map(pages: list[PageInfo], start: int, length: int) -> str:
 
 def _smaps_account(acc: dict, folio, page: int, nr: int, dirty_entry: bool, young: bool, locked: bool) -> None:
     """smaps_account(): add ``nr`` pages of ``folio`` starting at ``page`` to a VMA's fields."""
-    from .mm_types import folio_precise_page_mapcount
-    from .page_flags import PG
+    from .include.mm_types import folio_precise_page_mapcount
+    from .include.page_flags import PG
 
     size = nr * 4
     dirty = dirty_entry or bool(folio.flags & PG.dirty)
@@ -173,9 +173,9 @@ def _smaps_account(acc: dict, folio, page: int, nr: int, dirty_entry: bool, youn
 
 def smaps_of(mm) -> Smaps:
     """/proc/PID/smaps of a model mm, computed from its page tables as the kernel does."""
-    from .mm_types import VM_LOCKED, VM_READ, VM_WRITE
-    from .page_flags import PG
-    from .pgtable import PmdHuge, pmd_index, pte_index
+    from .include.mm_types import VM_LOCKED, VM_READ, VM_WRITE
+    from .include.page_flags import PG
+    from .include.pgtable import PmdHuge, pmd_index, pte_index
 
     vmas = []
     for vma in mm.vmas:
@@ -198,7 +198,7 @@ def smaps_of(mm) -> Smaps:
                     _smaps_account(acc, pte.folio, pte.page, 1, pte.dirty, pte.young, locked)
         fields = {name: int(acc[name]) for name in SMAPS_FIELDS}
         perms = ("r" if vma.vm_flags & VM_READ else "-") + ("w" if vma.vm_flags & VM_WRITE else "-") + "-p"
-        from .mm_types import vma_flags_str
+        from .include.mm_types import vma_flags_str
 
         vmas.append(SmapsVma(vma.vm_start, vma.vm_end, perms, fields, tuple(vma_flags_str(vma.vm_flags).split())))
     return Smaps(vmas)
@@ -206,9 +206,9 @@ def smaps_of(mm) -> Smaps:
 
 def pagemap_of(mm, start: int, length: int) -> list[PageInfo]:
     """pagemap + kpageflags + kpagecount for every page of [start, start + length)."""
-    from .mm_types import folio_precise_page_mapcount
-    from .page_flags import PG
-    from .pgtable import PmdHuge, pmd_index, pte_index
+    from .include.mm_types import folio_precise_page_mapcount
+    from .include.page_flags import PG
+    from .include.pgtable import PmdHuge, pmd_index, pte_index
     from .uapi import PAGE_SIZE
 
     pages = []

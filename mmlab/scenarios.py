@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .memory import SegmentationFault
+from .mm.memory import SegmentationFault
 from .proc import VMSTAT_FIELDS, PageInfo
 from .uapi import (
     ADVICE_NAMES,

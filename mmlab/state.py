@@ -103,8 +103,8 @@ def trace(function: str, message: str, folio=None, **details) -> None:
 
 
 def folio_snapshot(folio) -> dict:
-    from .mm_types import folio_entire_mapcount, folio_mapcount
-    from .page_flags import flag_names
+    from .include.mm_types import folio_entire_mapcount, folio_mapcount
+    from .include.page_flags import flag_names
 
     return {
         "pfn": folio.pfn,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab import doctor
+from mmlab.app import doctor
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab import cli, doctor, jupyter
+from mmlab.app import cli, doctor, jupyter
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_bad_input_prints_usage_and_exits_2(argv, usage, complaint, capsys):
 def test_subcommand_modules_are_imported_only_when_run():
     modules = sorted(module for module, _ in cli.COMMANDS.values())
     probe = (
-        "import sys; from mmlab import cli; cli.build_parser(); "
+        "import sys; from mmlab.app import cli; cli.build_parser(); "
         f"print([m for m in {modules!r} if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
@@ -380,7 +380,7 @@ def test_shell_scripts_parse(script):
     subprocess.run(["bash", "-n", str(PROJECT / script)], check=True)
 
 
-# --- the project's pytest plugin (mmlab.pytest_plugin) ---------------------------------------
+# --- the project's pytest plugin (mmlab.app.pytest_plugin) ---------------------------------------
 
 pytest_plugins = ["pytester"]
 
@@ -404,7 +404,7 @@ def test_jupyter_home():
 @pytest.fixture
 def plugin_run(pytester, monkeypatch):
     """Run MARKED_TESTS under the plugin, on a machine without Chromium, as an ordinary user."""
-    from mmlab import pytest_plugin
+    from mmlab.app import pytest_plugin
 
     machine = facts(chromium=None, euid=1000)
     monkeypatch.setattr(pytest_plugin, "machine_findings", lambda: tuple(doctor.diagnose(machine)))
@@ -413,7 +413,7 @@ def plugin_run(pytester, monkeypatch):
     monkeypatch.setenv("EXPECTED_HOME", str(pytester.path / ".jupyter"))
     pytester.makepyfile(test_marked=MARKED_TESTS)
     pytester.makeini("[pytest]\nmarkers =\n  browser: b\n  live: l\n")
-    return lambda: pytester.runpytest_inprocess("-p", "mmlab.pytest_plugin", "-rs")
+    return lambda: pytester.runpytest_inprocess("-p", "mmlab.app.pytest_plugin", "-rs")
 
 
 def test_plugin_skips_tests_whose_prerequisites_are_missing(plugin_run):

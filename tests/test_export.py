@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 
-from mmlab import cli, export
+from mmlab.app import cli, export
 
 PROJECT = Path(__file__).resolve().parent.parent
 COURSE = PROJECT / "course"
@@ -239,4 +239,4 @@ def test_a_missing_or_empty_course_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_export_is_in_the_command_table():
-    assert cli.COMMANDS["export"][0] == "mmlab.export"
+    assert cli.COMMANDS["export"][0] == "mmlab.app.export"

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmlab import doctor, export
+from mmlab.app import doctor, export
 
 pytestmark = pytest.mark.browser
 

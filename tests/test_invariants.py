@@ -46,7 +46,7 @@ from mmlab import (
     SegmentationFault,
 )
 from mmlab.debug import ModelBug, check_invariants
-from mmlab.page_flags import PG
+from mmlab.include.page_flags import PG
 
 KiB = 1024
 # Repeats weight the draw towards whole, aligned THPs, where the series' code paths are.

@@ -16,25 +16,23 @@ import re
 import pytest
 
 import mmlab
+import mmlab.include
+import mmlab.mm
 from mmlab import PROFILES, Machine, modelled_source, profile_diff
 from mmlab.kernels import CHANGES, changes_between, get_profile
-from mmlab.rmap import try_to_unmap_one
+from mmlab.mm.rmap import try_to_unmap_one
 from mmlab.state import kernel, running
-
-# The modules whose functions the profiles switch (the model), not the course tooling.
-NOT_MODEL = {"cli", "doctor", "jupyter", "pytest_plugin", "scenarios", "export", "kernels", "state", "debug"}
 
 
 def model_functions_with_switches():
-    """Every function of the model that reads a profile switch."""
+    """Every function of the model (mmlab.include and mmlab.mm) that reads a profile switch."""
     found = []
-    for info in pkgutil.iter_modules(mmlab.__path__):
-        if info.ispkg or info.name in NOT_MODEL or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"mmlab.{info.name}")
-        for _, func in inspect.getmembers(module, inspect.isfunction):
-            if func.__module__ == module.__name__ and "kernel." in inspect.getsource(func):
-                found.append(func)
+    for package in (mmlab.include, mmlab.mm):
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for _, func in inspect.getmembers(module, inspect.isfunction):
+                if func.__module__ == module.__name__ and "kernel." in inspect.getsource(func):
+                    found.append(func)
     return found
 
 

@@ -1,5 +1,5 @@
 """The live lab's facade on this machine's kernel: real syscalls in real child processes.
-Skipped, with the reason, where there is no Linux with THP and root (mmlab.pytest_plugin)."""
+Skipped, with the reason, where there is no Linux with THP and root (mmlab.app.pytest_plugin)."""
 
 import ctypes
 import errno
@@ -19,8 +19,8 @@ from mmlab import (
     PROT_READ,
     MiB,
     SegmentationFault,
-    cli,
 )
+from mmlab.app import cli
 from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, compare, probe, procfs, timing
 
 pytestmark = pytest.mark.live

@@ -4,7 +4,8 @@ report and the command's argument checks. Nothing here touches the host kernel."
 
 import pytest
 
-from mmlab import cli, scenarios
+from mmlab import scenarios
+from mmlab.app import cli
 from mmlab.live import Machine, compare, env, procfs, timing
 from mmlab.proc import PageInfo
 

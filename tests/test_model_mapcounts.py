@@ -21,9 +21,9 @@ from mmlab import (
     MiB,
 )
 from mmlab.debug import check_invariants
-from mmlab.mm_types import folio_entire_mapcount, folio_mapcount
+from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount
+from mmlab.mm.vmscan import folio_isolate_lru, folio_putback_lru
 from mmlab.state import running
-from mmlab.vmscan import folio_isolate_lru, folio_putback_lru
 
 THP = 2 * MiB
 

@@ -39,8 +39,8 @@ from mmlab import (
 )
 from mmlab.debug import check_invariants
 from mmlab.kernels import CHANGES
+from mmlab.mm.vmscan import folio_isolate_lru, reclaim_pages
 from mmlab.state import running
-from mmlab.vmscan import folio_isolate_lru, reclaim_pages
 
 THP = 2 * MiB
 COVERED: dict[str, set[str]] = {}  # switch -> the tests below that tell its profiles apart

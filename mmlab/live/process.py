@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..memory import SegmentationFault
+from ..mm.memory import SegmentationFault
 from ..proc import PageInfo, Smaps
 from ..uapi import PAGE_SIZE, PROT_READ, PROT_WRITE
 from . import channel

@@ -5,8 +5,8 @@ shows when a notebook displays it (``mimebundle`` is what those objects delegate
 
 from __future__ import annotations
 
+from ..include.mm_types import Folio
 from ..machine import Machine, Process
-from ..mm_types import Folio
 from ..state import Event
 from .folio import folio_dot, folio_title, step_dot
 from .lru import lru_dot

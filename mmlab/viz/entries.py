@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..mm_types import vma_address
-from ..page_flags import PG
-from ..pgtable import PmdHuge, PteTable, pmd_index, pte_index
+from ..include.mm_types import vma_address
+from ..include.page_flags import PG
+from ..include.pgtable import PmdHuge, PteTable, pmd_index, pte_index
 from ..proc import PageInfo, slot_char
 from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PTRS_PER_PTE
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import textwrap
 
-from ..mm_types import Folio, folio_entire_mapcount, folio_mapcount
-from ..page_flags import PG, flag_names
+from ..include.mm_types import Folio, folio_entire_mapcount, folio_mapcount
+from ..include.page_flags import PG, flag_names
 from ..state import folio_snapshot
 from .dot import COLOURS, Graph, cell, row, runs, span_text, table
 from .entries import folio_mappings

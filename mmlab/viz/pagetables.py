@@ -10,8 +10,8 @@ character share one row, so a 1 GiB range still makes a small diagram.
 
 from __future__ import annotations
 
-from ..mm_types import vma_flags_str
-from ..pgtable import PmdHuge, PteTable, pmd_index
+from ..include.mm_types import vma_flags_str
+from ..include.pgtable import PmdHuge, PteTable, pmd_index
 from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, SLOT_LEGEND
 from .dot import COLOURS, Graph, cell, row, span_text, table
 from .entries import PteRun, bits, pte_runs, slot_summary

@@ -11,13 +11,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import pkgutil
 
 from ..kernels import PROFILES, changes_between, modelled_source, profile_diff, switches_read
 from .dot import esc
 
-# The model modules whose functions may read a profile switch (``if kernel.X:``).
-MODEL_MODULES = ("memory", "huge_memory", "page_vma_mapped", "rmap", "mlock", "madvise", "mmap", "swap",
-                 "vmscan", "gup")
+# The model's packages: their functions may read a profile switch (``if kernel.X:``).
+MODEL_PACKAGES = ("mmlab.include", "mmlab.mm")
 
 ADDED, REMOVED, HUNK = "#e6ffec", "#ffebe9", "#ddf4ff"
 MONO = "font-family: monospace; font-size: 12px; white-space: pre"
@@ -26,8 +26,9 @@ MONO = "font-family: monospace; font-size: 12px; white-space: pre"
 def switched_functions() -> dict[str, object]:
     """Every model function that reads a profile switch, by name (sorted)."""
     found = {}
-    for module_name in MODEL_MODULES:
-        module = importlib.import_module(f"mmlab.{module_name}")
+    modules = [f"{package}.{info.name}" for package in MODEL_PACKAGES
+               for info in pkgutil.iter_modules(importlib.import_module(package).__path__)]
+    for module in map(importlib.import_module, modules):
         for name, func in inspect.getmembers(module, inspect.isfunction):
             if func.__module__ == module.__name__ and switches_read(func):
                 found[name] = func

@@ -9,8 +9,8 @@ finds there: the folio mapped by a PMD, by PTEs, or not at all.
 
 from __future__ import annotations
 
-from ..mm_types import AnonVma, Folio, vma_flags_str
-from ..page_flags import PG
+from ..include.mm_types import AnonVma, Folio, vma_flags_str
+from ..include.page_flags import PG
 from .dot import Graph, cell, row, span_text, table
 from .entries import mappings_in, vmas_that_may_map
 from .folio import add_folio

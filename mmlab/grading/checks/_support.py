@@ -12,7 +12,7 @@ import errno
 from collections.abc import Callable
 
 from mmlab import HPAGE_PMD_SIZE, MADV_HUGEPAGE, PAGE_SIZE, Machine
-from mmlab.pgtable import PmdHuge, pmd_index
+from mmlab.include.pgtable import PmdHuge, pmd_index
 
 THP = HPAGE_PMD_SIZE
 

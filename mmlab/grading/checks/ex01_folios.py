@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mmlab import MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, PROT_READ, Machine
 from mmlab.grading import register, register_variant
-from mmlab.mm_types import folio_entire_mapcount, folio_mapcount
+from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount
 
 from ._support import THP, folio_at, pte_map, section, thp_process
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from mmlab import MADV_DONTNEED, PAGE_SIZE, Machine
 from mmlab.grading import register, register_variant
-from mmlab.huge_memory import split_huge_pmd_locked
-from mmlab.mm_types import folio_entire_mapcount, folio_mapcount, folio_precise_page_mapcount, vma_address
-from mmlab.page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk, page_vma_mapped_walk_restart
+from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount, folio_precise_page_mapcount, vma_address
+from mmlab.mm.huge_memory import split_huge_pmd_locked
+from mmlab.mm.page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk, page_vma_mapped_walk_restart
 from mmlab.state import running
 
 from ._support import THP, folio_at, pte_map, section, thp_process

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from mmlab import Machine
 from mmlab.grading import register, register_variant
-from mmlab.mm_types import VM_LOCKED
-from mmlab.page_flags import folio_test_mlocked
+from mmlab.include.mm_types import VM_LOCKED
+from mmlab.include.page_flags import folio_test_mlocked
 
 from ._support import THP, folio_at, section, thp_process
 

@@ -18,12 +18,12 @@ import itertools
 
 from mmlab import MADV_FREE, MADV_PAGEOUT, MLOCK_ONFAULT, PAGE_SIZE, PROFILES, Machine
 from mmlab.grading import register, register_variant
-from mmlab.huge_memory import __discard_anon_folio_pmd_locked
-from mmlab.page_alloc import folio_get
-from mmlab.page_flags import folio_set_dirty
-from mmlab.pgtable import pmd_index
+from mmlab.include.page_flags import folio_set_dirty
+from mmlab.include.pgtable import pmd_index
+from mmlab.mm.huge_memory import __discard_anon_folio_pmd_locked
+from mmlab.mm.page_alloc import folio_get
+from mmlab.mm.vmscan import folio_isolate_lru
 from mmlab.state import running
-from mmlab.vmscan import folio_isolate_lru
 
 from ._reclaim import DECISIONS, Recipe, decision, steps
 from ._support import THP, errno_name, section, thp_process

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import errno
 
-from .mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, folio_mapcount
-from .page_flags import PG, folio_clear_dirty, folio_test_dirty, folio_test_large, folio_test_unevictable
-from .pgtable import PmdHuge, pmd_index, pte_index
-from .state import trace
-from .uapi import (
+from ..include.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, folio_mapcount
+from ..include.page_flags import PG, folio_clear_dirty, folio_test_dirty, folio_test_large, folio_test_unevictable
+from ..include.pgtable import PmdHuge, pmd_index, pte_index
+from ..state import trace
+from ..uapi import (
     ADVICE_NAMES,
     HPAGE_PMD_SIZE,
     MADV_COLD,

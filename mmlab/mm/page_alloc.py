@@ -7,9 +7,9 @@ every allocated folio by PFN; freeing one twice is a model bug and raises.
 
 from __future__ import annotations
 
-from .mm_types import Folio
-from .page_flags import PG, folio_test_lru, folio_test_mlocked
-from .state import count_vm_events, current, trace
+from ..include.mm_types import Folio
+from ..include.page_flags import PG, folio_test_lru, folio_test_mlocked
+from ..state import count_vm_events, current, trace
 
 
 class ModelBug(AssertionError):

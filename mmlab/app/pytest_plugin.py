@@ -1,5 +1,5 @@
 """The project's pytest policies, loaded for every pytest run in this project (``-p
-mmlab.pytest_plugin`` in pyproject.toml), whatever paths it is given.
+mmlab.app.pytest_plugin`` in pyproject.toml), whatever paths it is given.
 
 - Jupyter and IPython keep their per-user files (kernel connection files, history) in the
   project's ``.jupyter/`` folder rather than the home directory, as ``mmlab lab`` does: the

@@ -8,12 +8,12 @@ whole 2 MiB.
 
 from __future__ import annotations
 
-from .mm_types import PG_ANON_NEW, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_WRITE
+from ..include.mm_types import PG_ANON_NEW, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_WRITE
+from ..include.page_flags import PG, folio_test_large
+from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_index, pte_index
+from ..state import current, trace
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 from .page_alloc import folio_alloc, folio_get, folio_put, folio_put_refs
-from .page_flags import PG, folio_test_large
-from .pgtable import PmdHuge, Pte, PteTable, pmd_index, pte_index
-from .state import current, trace
-from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 
 
 class SegmentationFault(Exception):
@@ -135,8 +135,8 @@ def populate_vma_page_range(vma, start: int, end: int, write: bool) -> None:
     """What mlock() does after locking: fault in every page, and touch the ones present
     (FOLL_TOUCH: a write-touch marks a PMD or page dirty, so lazyfree memory stops being
     lazyfree)."""
+    from ..include.page_flags import folio_set_dirty
     from .huge_memory import touch_pmd
-    from .page_flags import folio_set_dirty
     from .swap import folio_mark_accessed
 
     mm = vma.vm_mm
@@ -273,7 +273,7 @@ def copy_page_range(dst_vma, src_vma) -> None:
 
 
 def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
-    from .mm_types import folio_maybe_dma_pinned
+    from ..include.mm_types import folio_maybe_dma_pinned
     from .rmap import folio_add_anon_rmap_ptes
 
     folio = pte.folio

@@ -7,12 +7,12 @@ now has more references than mappings, which is what reclaim's lazyfree checks l
 
 from __future__ import annotations
 
+from ..include.mm_types import GUP_PIN_COUNTING_BIAS
+from ..include.pgtable import PmdHuge, pmd_index, pte_index
+from ..state import trace
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 from .memory import handle_mm_fault
-from .mm_types import GUP_PIN_COUNTING_BIAS
 from .page_alloc import folio_put_refs
-from .pgtable import PmdHuge, pmd_index, pte_index
-from .state import trace
-from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 
 
 def _grab(folio, refs: int) -> None:

@@ -8,7 +8,7 @@ write sets again without any fault.
 
 from __future__ import annotations
 
-from .uapi import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from ..uapi import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 
 
 class Pte:

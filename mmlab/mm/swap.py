@@ -7,7 +7,7 @@ list; the model moves every folio at once (the kernel does that for large folios
 
 from __future__ import annotations
 
-from .page_flags import (
+from ..include.page_flags import (
     PG,
     folio_clear_active,
     folio_clear_referenced,
@@ -20,7 +20,7 @@ from .page_flags import (
     folio_test_swapbacked,
     folio_test_unevictable,
 )
-from .state import count_vm_events, current, trace
+from ..state import count_vm_events, current, trace
 
 LRU_LISTS = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import errno
 
-from .mm_types import VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_READ, VM_WRITE
+from ..include.mm_types import VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_READ, VM_WRITE
+from ..include.page_flags import PG, folio_test_large, folio_test_lru, folio_test_mlocked, folio_test_unevictable
+from ..include.pgtable import PmdHuge, pmd_index, pte_index
+from ..state import count_vm_events, current, trace
+from ..uapi import HPAGE_PMD_SIZE, MLOCK_ONFAULT, PAGE_SIZE
 from .mmap import apply_to_vmas, vma_modify_flags
-from .page_flags import PG, folio_test_large, folio_test_lru, folio_test_mlocked, folio_test_unevictable
-from .pgtable import PmdHuge, pmd_index, pte_index
-from .state import count_vm_events, current, trace
-from .uapi import HPAGE_PMD_SIZE, MLOCK_ONFAULT, PAGE_SIZE
 
 
 def _set_mlocked(folio) -> None:
@@ -101,7 +101,7 @@ def munlock_vma_folio(folio, vma) -> None:
 
 
 def folio_within_range(folio, vma, start: int, end: int) -> bool:
-    from .mm_types import vma_address
+    from ..include.mm_types import vma_address
 
     first = vma_address(vma, folio.index)
     return max(start, vma.vm_start) <= first and first + folio.nr_pages * PAGE_SIZE <= min(end, vma.vm_end)

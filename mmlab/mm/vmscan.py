@@ -8,9 +8,8 @@ activated; no writeback, no demotion, no memory cgroups.
 
 from __future__ import annotations
 
-from .mm_types import folio_mapped, folio_maybe_dma_pinned, folio_ref_count
-from .page_alloc import __folio_put, folio_get, folio_put
-from .page_flags import (
+from ..include.mm_types import folio_mapped, folio_maybe_dma_pinned, folio_ref_count
+from ..include.page_flags import (
     PG,
     folio_set_active,
     folio_test_anon,
@@ -20,10 +19,11 @@ from .page_flags import (
     folio_test_pmd_mappable,
     folio_test_swapbacked,
 )
+from ..state import count_vm_event, count_vm_events, current, trace
+from ..uapi import HPAGE_PMD_NR
+from .page_alloc import __folio_put, folio_get, folio_put
 from .rmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, folio_referenced, try_to_unmap
-from .state import count_vm_event, count_vm_events, current, trace
 from .swap import folio_evictable, lru_add, lruvec_del_folio
-from .uapi import HPAGE_PMD_NR
 
 
 def folio_isolate_lru(folio) -> bool:
@@ -46,7 +46,7 @@ def folio_check_references(folio) -> str:
     referenced_ptes, vm_flags = folio_referenced(folio)
     referenced_folio = bool(folio.flags & PG.referenced)
     folio.flags &= ~PG.referenced
-    from .mm_types import VM_LOCKED
+    from ..include.mm_types import VM_LOCKED
 
     if vm_flags & VM_LOCKED:
         return "activate"

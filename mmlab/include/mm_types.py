@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..uapi import PAGE_SHIFT
 from .page_flags import PG
-from .uapi import PAGE_SHIFT
 
 # vm_area_struct->vm_flags (include/linux/mm.h)
 VM_READ = 0x1
@@ -77,7 +77,7 @@ class Folio:
         )
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
+        from ..viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
 
         return mimebundle(self, include, exclude)
 

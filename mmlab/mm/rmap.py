@@ -10,9 +10,7 @@ the model keeps the two apart).
 
 from __future__ import annotations
 
-from .huge_memory import split_huge_pmd_address, split_huge_pmd_locked, unmap_huge_pmd_locked
-from .mlock import mlock_vma_folio, munlock_vma_folio
-from .mm_types import (
+from ..include.mm_types import (
     VM_LOCKED,
     AnonVma,
     AnonVmaChain,
@@ -20,8 +18,7 @@ from .mm_types import (
     folio_ref_count,
     vma_address,
 )
-from .page_alloc import ModelBug, folio_put_refs
-from .page_flags import (
+from ..include.page_flags import (
     PG,
     folio_set_dirty,
     folio_set_swapbacked,
@@ -32,6 +29,12 @@ from .page_flags import (
     folio_test_partially_mapped,
     folio_test_swapbacked,
 )
+from ..include.pgtable import pte_index
+from ..state import current, kernel, trace
+from ..uapi import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
+from .huge_memory import split_huge_pmd_address, split_huge_pmd_locked, unmap_huge_pmd_locked
+from .mlock import mlock_vma_folio, munlock_vma_folio
+from .page_alloc import ModelBug, folio_put_refs
 from .page_vma_mapped import (
     PVMW_PGTABLE_CROSSED,
     PVMW_SYNC,
@@ -40,9 +43,6 @@ from .page_vma_mapped import (
     page_vma_mapped_walk_done,
     page_vma_mapped_walk_restart,
 )
-from .pgtable import pte_index
-from .state import current, kernel, trace
-from .uapi import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
 
 # enum ttu_flags (include/linux/rmap.h)
 TTU_SPLIT_HUGE_PMD = 0x4

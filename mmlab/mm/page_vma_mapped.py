@@ -14,8 +14,8 @@ and PVMW_SYNC only changes when the lock is said to be taken.
 
 from __future__ import annotations
 
-from .pgtable import PmdHuge, pmd_index, pte_index
-from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE
+from ..include.pgtable import PmdHuge, pmd_index, pte_index
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 
 PVMW_SYNC = 1 << 0
 PVMW_PGTABLE_CROSSED = 1 << 16  # 6.18: the walk moved on to another PTE table
@@ -41,7 +41,7 @@ class PageVmaMappedWalk:
 
 
 def _page_in_folio(folio, vma, address: int) -> int:
-    from .mm_types import linear_page_index
+    from ..include.mm_types import linear_page_index
 
     return linear_page_index(vma, address) - folio.index
 

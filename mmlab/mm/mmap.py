@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import errno
 
-from .mm_types import VM_READ, VM_WRITE, VmAreaStruct
-from .state import trace
-from .uapi import HPAGE_PMD_SIZE, PAGE_SHIFT, PAGE_SIZE, PROT_READ, PROT_WRITE
+from ..include.mm_types import VM_READ, VM_WRITE, VmAreaStruct
+from ..state import trace
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SHIFT, PAGE_SIZE, PROT_READ, PROT_WRITE
 
 MMAP_BASE = 0x7F0000000000
 

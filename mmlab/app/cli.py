@@ -19,13 +19,13 @@ from collections.abc import Sequence
 # Subcommand name -> (module that implements it, one line for ``mmlab --help``).
 # To add a subcommand, add one row here and write the module; nothing else changes.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "lab": ("mmlab.jupyter", "open the course in JupyterLab"),
-    "doctor": ("mmlab.doctor", "say what this machine has for the course and what to do about the rest"),
+    "lab": ("mmlab.app.jupyter", "open the course in JupyterLab"),
+    "doctor": ("mmlab.app.doctor", "say what this machine has for the course and what to do about the rest"),
     "live": ("mmlab.live.cli", "run the scenarios on this machine's kernel: compare, fingerprint, time"),
     "build": ("mmlab.grading.cli_build", "regenerate exercises/ from solutions/"),
     "grade": ("mmlab.grading.cli_grade", "grade submitted exercise notebooks: grades, gradebook, feedback"),
     "check": ("mmlab.grading.cli_check", "run your exercise notebooks with their public checks"),
-    "export": ("mmlab.export", "write a static HTML copy of the course, for reading offline or projecting"),
+    "export": ("mmlab.app.export", "write a static HTML copy of the course, for reading offline or projecting"),
 }
 
 

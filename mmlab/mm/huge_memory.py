@@ -9,10 +9,8 @@ small folios; counted in thp_split_page).
 
 from __future__ import annotations
 
-from .mlock import mlock_vma_folio
-from .mm_types import VM_WRITE, Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
-from .page_alloc import folio_get, folio_put
-from .page_flags import (
+from ..include.mm_types import VM_WRITE, Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
+from ..include.page_flags import (
     PG,
     folio_clear_dirty,
     folio_set_dirty,
@@ -21,9 +19,11 @@ from .page_flags import (
     folio_test_dirty,
     folio_test_swapbacked,
 )
-from .pgtable import PmdHuge, Pte, PteTable, pmd_index
-from .state import count_vm_event, current, kernel, trace
-from .uapi import HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE
+from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_index
+from ..state import count_vm_event, current, kernel, trace
+from ..uapi import HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE
+from .mlock import mlock_vma_folio
+from .page_alloc import folio_get, folio_put
 
 # The flags a tail page inherits when a folio is split (__split_huge_page_tail).
 SPLIT_INHERITED_FLAGS = (PG.referenced | PG.uptodate | PG.dirty | PG.active | PG.workingset | PG.swapbacked
@@ -376,8 +376,8 @@ def try_split_folio(folio) -> bool:
 
 def _pte_mappings(folio) -> list[tuple[PteTable, int, int, object]]:
     """Every (table, slot, page, vma) where a PTE maps a page of ``folio``."""
+    from ..include.pgtable import pte_index
     from .page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk
-    from .pgtable import pte_index
     from .rmap import rmap_walk
 
     found = []
