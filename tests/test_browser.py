@@ -1,7 +1,9 @@
 """The course in a real browser: JupyterLab in headless Chromium (Debian's, driven by
 Playwright; no browser download) opens a copy of a course notebook with its outputs
 cleared, runs every cell, and must show every diagram and widget the notebook shows; then
-the scenario explorer is used by clicking its buttons.
+the scenario explorer is used by clicking its buttons. A second notebook shows the widest
+things the course draws, which must fit: every diagram label inside its box, diagram text
+large enough to read, the side-by-side profile diff no wider than the notebook.
 
 The screenshots land in build/browser/ (look at them: a test cannot judge a layout).
 Skipped with the reason when Playwright or Chromium is missing, failed instead under CI.
@@ -56,8 +58,7 @@ def cleared(notebook: dict) -> dict:
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
-    notebook["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-                              "source": EXPLORER_CELL})
+    notebook["cells"].append(code_cell(EXPLORER_CELL))
     return notebook
 
 
@@ -122,6 +123,20 @@ ALL_CELLS_RAN = """() => {
 }"""
 
 
+def code_cell(source: str) -> dict:
+    return {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+
+
+def open_and_run_all(page, url: str, name: str, code_cells: int) -> None:
+    """Open notebook ``name`` in the Lab at ``url``, run all its cells, wait until they ran."""
+    page.goto(f"{url}/lab/tree/{name}")
+    page.wait_for_function(READY, arg=code_cells, polling=200, timeout=30_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.wait_for_function(ALL_CELLS_RAN, polling=200, timeout=40_000)
+    page.wait_for_function(READY, arg=code_cells, polling=200, timeout=10_000)
+
+
 def test_a_course_notebook_runs_and_shows_its_diagrams_and_widgets(lab, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -141,12 +156,7 @@ def test_a_course_notebook_runs_and_shows_its_diagrams_and_widgets(lab, tmp_path
             args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
         page = browser.new_page()
         try:
-            page.goto(f"{url}/lab/tree/{source.name}")
-            page.wait_for_function(READY, arg=code_cells, polling=200, timeout=30_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-            page.wait_for_function(ALL_CELLS_RAN, polling=200, timeout=40_000)
-            page.wait_for_function(READY, arg=code_cells, polling=200, timeout=10_000)
+            open_and_run_all(page, url, source.name, code_cells)
 
             assert page.locator(".jp-OutputArea-output.jp-RenderedSVG").count() == svgs
             assert page.locator(".jp-OutputArea-output.jp-RenderedSVG :is(img, svg)").count() == svgs
@@ -157,7 +167,7 @@ def test_a_course_notebook_runs_and_shows_its_diagrams_and_widgets(lab, tmp_path
             page.screenshot(path=SCREENSHOTS / "course-diagram.png")
 
             explorer = page.locator(".jp-OutputArea-output .widget-vbox").last
-            assert explorer.locator("svg g.graph").count() == 1  # the page-table diagram, drawn by dot
+            assert explorer.locator("svg g.graph").count() == 1  # the page-table diagram
             for button in ("write", "MADV_FREE"):
                 explorer.get_by_role("button", name=button, exact=True).click()
             expect(explorer).to_contain_text("madvise(a, 4 MiB, MADV_FREE) -> ok", timeout=10_000)
@@ -167,6 +177,98 @@ def test_a_course_notebook_runs_and_shows_its_diagrams_and_widgets(lab, tmp_path
             explorer.screenshot(path=SCREENSHOTS / "explorer.png")
         except Exception:
             page.screenshot(path=SCREENSHOTS / "failure.png")  # what the browser showed when it failed
+            raise
+        finally:
+            browser.close()
+
+
+# The widest drawings the course makes: the LRU lists with folios on three of them, page tables
+# of 8 MiB mixing huge, split and empty slots, a reverse map after two forks, and the profile
+# diff side by side (lecture 6, section 6.7).
+WIDE_CELLS = [
+    """from IPython.display import HTML
+from mmlab import MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT, Machine, MiB, viz
+
+m = Machine(kernel="6.11")
+p = m.spawn()
+a = p.mmap(8 * MiB)
+p.madvise(a, 8 * MiB, MADV_HUGEPAGE)
+p.write(a, 8 * MiB)
+p.madvise(a + 2 * MiB, 4096, MADV_PAGEOUT)
+p.madvise(a, 2 * MiB, MADV_FREE)
+p.mlock(a + 6 * MiB, 2 * MiB)
+child = p.fork()
+grandchild = child.fork()""",
+    "viz.lru_diagram(m)",
+    "viz.page_tables_diagram(p, a, 8 * MiB)",
+    "viz.rmap_diagram(m.folios[min(m.folios)])",
+    'HTML(viz.profile_diff_html("try_to_unmap_one", "6.11-v6", "6.18", side_by_side=True))',
+]
+
+# For every diagram on the page: how many labels stick out of the box drawn around them (by
+# more than half a pixel), and the smallest label font size as the screen shows it, in CSS pixels.
+# JupyterLab shows SVG output as an <img>, whose inside a page cannot see: each one is laid
+# out again as inline SVG, off screen, at the width the image has on screen.
+DIAGRAM_FIT = """() => [...document.querySelectorAll('.jp-RenderedSVG img')].map(img => {
+    const copy = document.createElement('div');
+    copy.style = `position: absolute; left: -20000px; top: 0; width: ${img.clientWidth}px`;
+    copy.innerHTML = decodeURIComponent(img.src.slice(img.src.indexOf(',') + 1));
+    document.body.appendChild(copy);
+    const svg = copy.querySelector('svg'), overflowing = [];
+    for (const node of svg.querySelectorAll('g.node')) {
+        const boxes = [...node.querySelectorAll('polygon')].map(p => p.getBBox());
+        for (const text of node.querySelectorAll('text')) {
+            const t = text.getBBox(), x = t.x + 0.5, y = t.y + t.height / 2;
+            const box = boxes.filter(b => b.x <= x && x <= b.x + b.width && b.y <= y && y <= b.y + b.height)
+                             .sort((p, q) => p.width * p.height - q.width * q.height)[0];
+            const outside = box && (t.x + t.width > box.x + box.width + 0.5 || t.x < box.x - 0.5);
+            if (outside) overflowing.push(text.textContent);
+        }
+    }
+    const sizes = [...svg.querySelectorAll('g.node text')].map(
+        t => parseFloat(t.getAttribute('font-size')) * t.getScreenCTM().a);
+    const found = {title: svg.querySelector('title').textContent, overflowing, smallest: Math.min(...sizes),
+                   width: img.getBoundingClientRect().width, column: img.parentElement.getBoundingClientRect().width};
+    copy.remove();
+    return found;
+})"""
+
+
+def test_the_widest_drawings_fit_the_notebook_and_can_be_read(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, root = lab
+    notebook = {"cells": [code_cell(source) for source in WIDE_CELLS], "metadata": {}, "nbformat": 4,
+                "nbformat_minor": 5}
+    (root / "wide.ipynb").write_text(json.dumps(notebook))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=doctor.find_chromium(), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})  # a laptop's screen
+        page = browser.new_page()
+        try:
+            open_and_run_all(page, url, "wide.ipynb", len(WIDE_CELLS))
+            outputs = page.locator(".jp-OutputArea-output")
+            for i, name in enumerate(["lru", "page-tables", "rmap", "side-by-side-diff"]):
+                outputs.nth(i).scroll_into_view_if_needed()
+                page.screenshot(path=SCREENSHOTS / f"wide-{name}.png")
+
+            diagrams = page.evaluate(DIAGRAM_FIT)
+            assert [d["title"].split()[0] for d in diagrams] == ["lru", "page", "rmap"]
+            for diagram in diagrams:
+                assert diagram["overflowing"] == [], f"labels outside their boxes in {diagram['title']}"
+                assert diagram["width"] <= diagram["column"] + 1, f"{diagram['title']} is wider than the notebook"
+                assert diagram["smallest"] >= 7.5, f"text of {diagram['title']} is {diagram['smallest']:.1f} px high"
+            assert diagrams[0]["smallest"] >= 11  # the LRU lists, two columns wide, are read at almost full size
+
+            diff = outputs.nth(3)
+            area, table = diff.bounding_box(), diff.locator("table").bounding_box()
+            assert table["x"] + table["width"] <= area["x"] + area["width"] + 1, "the diff is wider than the notebook"
+            assert diff.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the diff scrolls sideways"
+        except Exception:
+            page.screenshot(path=SCREENSHOTS / "failure.png")
             raise
         finally:
             browser.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-FONT = "Helvetica"
+FONT = "Courier"  # monospace metrics: see render.MONOSPACE
 MAX_SIZE = "10,40"  # inches: a wider drawing is scaled down to fit a notebook column
 
 # Fill colours for the states a learner should spot at a glance.

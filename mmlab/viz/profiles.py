@@ -21,6 +21,10 @@ MODEL_PACKAGES = ("mmlab.include", "mmlab.mm")
 
 ADDED, REMOVED, HUNK = "#e6ffec", "#ffebe9", "#ddf4ff"
 MONO = "font-family: monospace; font-size: 12px; white-space: pre"
+# Side by side, each source gets half the width and its long lines wrap, so the two fit in
+# a notebook column however long the model's lines are.
+WRAPPED = "font-family: monospace; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere"
+NUMBER_WIDTH = "3.5em"
 
 
 def switched_functions() -> dict[str, object]:
@@ -82,7 +86,7 @@ def _unified(func, a: str, b: str) -> str:
             colour = None
         style = f' style="background: {colour}"' if colour else ""
         out.append(f"<span{style}>{esc(line)}</span>")
-    return f'<div style="{MONO}">' + "\n".join(out) + "</div>" if out else ""
+    return f'<div style="{MONO}; overflow-x: auto">' + "\n".join(out) + "</div>" if out else ""
 
 
 def _side_by_side(func, a: str, b: str) -> str:
@@ -90,7 +94,7 @@ def _side_by_side(func, a: str, b: str) -> str:
     rows = []
 
     def line(number, text, colour):
-        style = f"{MONO}; text-align: left; vertical-align: top" + (f"; background: {colour}" if colour else "")
+        style = f"{WRAPPED}; text-align: left; vertical-align: top" + (f"; background: {colour}" if colour else "")
         shown = "" if number is None else str(number + 1)
         return (f'<td style="{style}; color: #888">{shown}</td>'
                 f'<td style="{style}">{esc(text) if text is not None else ""}</td>')
@@ -103,7 +107,9 @@ def _side_by_side(func, a: str, b: str) -> str:
             rows.append(f"<tr>{lhs}{rhs}</tr>")
     head = (f'<tr><th colspan="2" style="text-align: left">{esc(func.__name__)} in {esc(a)}</th>'
             f'<th colspan="2" style="text-align: left">{esc(func.__name__)} in {esc(b)}</th></tr>')
-    return '<table style="border-collapse: collapse">' + head + "".join(rows) + "</table>"
+    columns = f'<colgroup><col style="width: {NUMBER_WIDTH}"><col><col style="width: {NUMBER_WIDTH}"><col></colgroup>'
+    return ('<table style="border-collapse: collapse; table-layout: fixed; width: 100%">' + columns + head
+            + "".join(rows) + "</table>")
 
 
 def profile_diff_html(function, a: str, b: str, *, side_by_side: bool = False) -> str:
