@@ -6,10 +6,12 @@
 #   ./setup.sh bench                        run the benchmarks and print their figures
 #
 # Each creates .venv in this folder (or reuses it) and installs mmlab into it with its test
-# tools, again only when pyproject.toml has changed since. System tools come from apt-get
-# when this user is root or may use sudo without a password: Graphviz's dot, and for the
-# tests Chromium. Where that is not possible the script prints the command to run and
-# carries on (mmlab works without dot); with CI=true a missing tool is an error instead.
+# tools, again only when pyproject.toml has changed since; pip brings everything the course
+# needs, diagrams included. The tests also need Chromium, which comes from apt-get when this
+# user is root or may use sudo without a password. Where that is not possible the script
+# prints the command to run and carries on; with CI=true a missing tool is an error instead.
+# When another apt-get or dpkg holds the package lock (unattended-upgrades, say), apt-get
+# waits for it, up to MMLAB_APT_LOCK_WAIT seconds (default 600), saying so, then retries.
 # Nothing is written outside this folder and .venv, apart from what apt-get installs.
 set -euo pipefail
 
@@ -37,13 +39,45 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
+# apt_get ARG...: run apt-get as root, its output shown as it comes. While another apt-get
+# or dpkg holds the package lock, wait for it (apt-get's own DPkg::Lock::Timeout, and
+# retries every few seconds for the locks that option does not cover), up to
+# MMLAB_APT_LOCK_WAIT seconds in all; then give up, say what to do, and return 75.
+apt_get() {
+  local wait=${MMLAB_APT_LOCK_WAIT:-600} started=$SECONDS left output status told=
+  while true; do
+    left=$((wait - (SECONDS - started)))
+    ((left > 0)) || left=0
+    status=0
+    output=$(as_root env DEBIAN_FRONTEND=noninteractive apt-get -o "DPkg::Lock::Timeout=$left" "$@" 2>&1 \
+      | tee /dev/stderr) || status=$?
+    if [ "$status" -eq 0 ] || ! grep -qiE 'could not get lock|unable to (acquire|lock)' <<<"$output"; then
+      return "$status"
+    fi
+    if ((SECONDS - started >= wait)); then
+      say "another apt-get or dpkg still holds the package lock after ${wait}s; run this again when it has finished"
+      say "(or let it wait longer: MMLAB_APT_LOCK_WAIT=SECONDS ./setup.sh ${action:-course})"
+      return 75
+    fi
+    [ -n "$told" ] || say "another apt-get or dpkg (unattended-upgrades?) holds the package lock; waiting up to ${wait}s"
+    told=yes
+    sleep $((left < 2 ? left : 2))
+  done
+}
+
 # apt_install PACKAGE...: install Debian packages, refreshing the package lists only when
-# the install fails without it. Fails when apt-get or root access is not available.
+# the install fails without it (and not for a lock that was never released). Fails when
+# apt-get or root access is not available.
 apt_install() {
   have apt-get && may_be_root || return 1
   say "installing $* with apt-get"
-  local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@")
-  as_root "${install[@]}" || { as_root apt-get update -q && as_root "${install[@]}"; }
+  local install=(install -y -q --no-install-recommends "$@") status=0
+  apt_get "${install[@]}" || status=$?
+  case $status in
+    0) ;;
+    75) return 1 ;;
+    *) apt_get update -q && apt_get "${install[@]}" ;;
+  esac
 }
 
 # sudo_prefix: "sudo " unless we are root, for commands printed to the user.
@@ -103,16 +137,6 @@ ensure_mmlab() {
   cp pyproject.toml "$stamp"
 }
 
-need_dot() {
-  local hint
-  case "$(uname -s)" in
-    Darwin) hint="brew install graphviz" ;;
-    *) hint="$(sudo_prefix)apt-get install graphviz" ;;
-  esac
-  if [ -n "${CONDA_PREFIX:-}" ]; then hint="conda install -c conda-forge graphviz"; fi
-  need_tool "diagrams show as DOT text without it" "$hint" graphviz dot
-}
-
 need_chromium() {
   if [ -n "${MMLAB_CHROMIUM:-}" ]; then
     [ -x "$MMLAB_CHROMIUM" ] || die "MMLAB_CHROMIUM=$MMLAB_CHROMIUM is not an executable file"
@@ -126,37 +150,44 @@ need_chromium() {
   need_tool "the browser tests need it" "$hint" chromium chromium chromium-browser google-chrome google-chrome-stable
 }
 
-action=${1:-}
-case "$action" in
-  course | test | bench) shift ;;
-  -h | --help) usage 0 ;;
-  *) usage 2 ;;
-esac
+# main ACTION [ARG...]: what ./setup.sh does. (Sourcing this file only defines the functions,
+# which is how tests/test_setup.py calls them.)
+main() {
+  action=${1:-}
+  case "$action" in
+    course | test | bench) shift ;;
+    -h | --help) usage 0 ;;
+    *) usage 2 ;;
+  esac
 
-cd "$(dirname "$0")"
-ensure_venv
-ensure_mmlab
-need_dot
+  cd "$(dirname "$0")"
+  ensure_venv
+  ensure_mmlab
 
-case "$action" in
-  course)
-    exec .venv/bin/mmlab lab "$@"
-    ;;
-  test)
-    need_chromium
-    say "ruff check"
-    .venv/bin/ruff check .
-    say "pytest"
-    exec .venv/bin/python -m pytest "$@"
-    ;;
-  bench)
-    ran=
-    for benchmark in benchmarks/*.py; do
-      [ -f "$benchmark" ] || continue
-      say "$benchmark"
-      .venv/bin/python "$benchmark"
-      ran=yes
-    done
-    [ -n "$ran" ] || say "there are no benchmarks yet (benchmarks/*.py)"
-    ;;
-esac
+  case "$action" in
+    course)
+      exec .venv/bin/mmlab lab "$@"
+      ;;
+    test)
+      need_chromium
+      say "ruff check"
+      .venv/bin/ruff check .
+      say "pytest"
+      exec .venv/bin/python -m pytest "$@"
+      ;;
+    bench)
+      ran=
+      for benchmark in benchmarks/*.py; do
+        [ -f "$benchmark" ] || continue
+        say "$benchmark"
+        .venv/bin/python "$benchmark"
+        ran=yes
+      done
+      [ -n "$ran" ] || say "there are no benchmarks yet (benchmarks/*.py)"
+      ;;
+  esac
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

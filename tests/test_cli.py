@@ -154,7 +154,7 @@ def test_jupyter_home_keeps_what_the_user_chose(tmp_path):
     assert Path(env["JUPYTER_DATA_DIR"]).parent == tmp_path
 
 
-# --- mmlab doctor: against this machine, with and without dot -----------------------------
+# --- mmlab doctor: against this machine --------------------------------------------------
 
 
 def write_executable(path: Path, script: str) -> Path:
@@ -178,28 +178,12 @@ def doctor_screen(capsys) -> tuple[int, list[str]]:
     return status, capsys.readouterr().out.splitlines()
 
 
-def test_doctor_with_dot_on_path(bare_path, capsys):
-    write_executable(bare_path / "dot", 'echo "dot - graphviz version 9.8.7 (20990101.0000)" >&2\n')
+def test_doctor_names_the_program_that_draws_the_diagrams_with_no_dot_on_path(bare_path, capsys):
+    from mmlab.viz import render
+
     _, lines = doctor_screen(capsys)
-    assert f"  ok    dot (Graphviz): 9.8.7 ({bare_path / 'dot'})" in lines
-
-
-def test_doctor_without_dot_says_what_to_install_and_still_passes_the_course(bare_path, capsys):
-    write_executable(bare_path / "dot", 'echo "dot - graphviz version 9.8.7" >&2\n')
-    status_with_dot, _ = doctor_screen(capsys)
-    (bare_path / "dot").unlink()
-
-    status, lines = doctor_screen(capsys)
-    dot_line = next(i for i, line in enumerate(lines) if "dot (Graphviz)" in line)
-    assert lines[dot_line].startswith("  TODO  dot (Graphviz): not on PATH")
-    assert "install graphviz" in lines[dot_line + 1]
-    assert status == status_with_dot  # dot is optional: its absence alone never fails the doctor
-
-
-def test_doctor_with_a_broken_dot(bare_path, capsys):
-    write_executable(bare_path / "dot", "exit 1\n")
-    _, lines = doctor_screen(capsys)
-    assert any(line.startswith("  TODO  dot (Graphviz):") and "does not run" in line for line in lines)
+    assert render.program() is not None  # beside this Python, though not on PATH
+    assert f"  ok    diagrams: drawn by {render.program()}" in lines
 
 
 def test_doctor_reports_every_section_and_the_kernel(bare_path, capsys):
@@ -231,12 +215,10 @@ HEALTHY = doctor.Facts(
     platform="linux",
     kernel="6.11.0",
     euid=0,
-    in_conda=False,
     mmlab_version="0.1.0",
     requirements=("jupyterlab<5,>=4", 'pytest>=8; extra == "test"', 'sphinx; extra == "docs"'),
     installed={"jupyterlab": "4.2.0", "pytest": "8.1.0"},
-    dot="/usr/bin/dot",
-    dot_version="2.42.2",
+    renderer="/p/.venv/bin/graphviz-pure",
     thp="always [madvise] never\n",
     chromium="/usr/bin/chromium",
     course_dir=Path("/p/course"),
@@ -298,29 +280,28 @@ def test_old_python_blocks_the_course():
 
 
 def test_missing_optional_things_leave_the_course_ready():
-    findings = doctor.diagnose(facts(dot=None, dot_version=None, chromium=None, euid=1000))
-    assert {f.name for f in findings if not f.ok} == {"dot (Graphviz)", "chromium", "root"}
+    findings = doctor.diagnose(facts(chromium=None, euid=1000))
+    assert {f.name for f in findings if not f.ok} == {"chromium", "root"}
     assert not any(f.blocking for f in findings if not f.ok)
     screen = doctor.render(findings, "6.11.0")
     verdict = screen.splitlines()[-1]
     assert "course is ready" in verdict and "optional" in verdict
-    assert "-> sudo apt-get install graphviz" in screen  # not root, so through sudo
-    assert "-> sudo apt-get install chromium" in screen
+    assert "-> sudo apt-get install chromium" in screen  # not root, so through sudo
 
 
 @pytest.mark.parametrize(
-    ("platform", "in_conda", "euid", "command"),
-    [
-        ("linux", False, 0, "apt-get install graphviz"),
-        ("linux", False, 1000, "sudo apt-get install graphviz"),
-        ("darwin", False, 501, "brew install graphviz"),
-        ("darwin", True, 501, "conda install -c conda-forge graphviz"),
-        ("linux", True, 1000, "conda install -c conda-forge graphviz"),
-    ],
+    ("platform", "euid", "command"),
+    [("linux", 0, "apt-get install chromium"), ("linux", 1000, "sudo apt-get install chromium")],
 )
-def test_install_hint_fits_the_platform(platform, in_conda, euid, command):
-    machine = facts(platform=platform, in_conda=in_conda, euid=euid, dot=None, dot_version=None)
-    assert finding(doctor.diagnose(machine), "dot (Graphviz)").advice == command
+def test_install_hint_fits_the_user(platform, euid, command):
+    advice = finding(doctor.diagnose(facts(platform=platform, euid=euid, chromium=None)), "chromium").advice
+    assert advice.startswith(command + " (or set MMLAB_CHROMIUM")
+
+
+def test_without_the_renderer_the_course_still_runs_and_the_doctor_says_how_to_get_it():
+    diagrams = finding(doctor.diagnose(facts(renderer=None)), "diagrams")
+    assert not diagrams.ok and not diagrams.blocking and "DOT text" in diagrams.detail
+    assert diagrams.advice.startswith("in the mmlab folder: /p/.venv/bin/python -m pip install -e .")
 
 
 @pytest.mark.parametrize(
@@ -346,18 +327,13 @@ def test_no_transparent_hugepages_at_all(platform, why):
     assert not thp.ok and why in thp.detail
 
 
-def test_dot_version_is_read_from_dot_dash_capital_v():
-    assert doctor.parse_dot_version("dot - graphviz version 2.43.0 (0)\n") == "2.43.0"
-    assert doctor.parse_dot_version("dot: command failed\n") is None
-
-
 def test_unmet_names_what_is_missing_for_a_kind_of_test():
     findings = doctor.diagnose(facts(euid=1000))
     assert doctor.unmet(findings, doctor.BROWSER_TESTS_NEED) is None
     assert doctor.unmet(findings, doctor.LIVE_LAB_NEEDS) == "root: running as user id 1000"
 
 
-@pytest.mark.parametrize(("changes", "status"), [({}, 0), ({"dot": None}, 0), ({"mmlab_version": None}, 1)])
+@pytest.mark.parametrize(("changes", "status"), [({}, 0), ({"renderer": None}, 0), ({"mmlab_version": None}, 1)])
 def test_doctor_exit_status_follows_the_course_prerequisites(changes, status, monkeypatch, capsys):
     monkeypatch.setattr(doctor, "gather", lambda: facts(**changes))
     assert cli.main(["doctor"]) == status

@@ -2,15 +2,15 @@
 do about whatever is missing.
 
 It works in three steps so that the judgement can be tested without the machine:
-``gather()`` collects the facts (package versions, ``dot -V``, the transparent hugepage
-mode, the effective user); ``diagnose(facts)`` turns them into findings; ``render(findings)``
-lays them out. Only ``gather`` looks at the machine, and it only reads: it runs ``dot -V``
-and reads ``/sys/kernel/mm/transparent_hugepage/enabled``, and never writes anything.
+``gather()`` collects the facts (package versions, where the diagram renderer is, the
+transparent hugepage mode, the effective user); ``diagnose(facts)`` turns them into
+findings; ``render(findings)`` lays them out. Only ``gather`` looks at the machine, and it
+only reads (``/sys/kernel/mm/transparent_hugepage/enabled`` among others), never writes.
 
 The findings are grouped by what they are needed for: the course itself, the tests, and
 the live lab (which runs the course's scenarios on this machine's kernel). Only a
-missing course prerequisite makes ``mmlab doctor`` exit with status 1; without ``dot`` the
-course still works and shows diagrams as DOT text.
+missing course prerequisite makes ``mmlab doctor`` exit with status 1. The diagrams need
+no system Graphviz: graphviz-pure, a dependency, draws them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import importlib.metadata
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,12 +47,10 @@ class Facts:
     platform: str  # sys.platform: "linux", "darwin", ...
     kernel: str  # the running kernel's release, as uname -r says
     euid: int
-    in_conda: bool
     mmlab_version: str | None  # None when mmlab is not installed in this Python
     requirements: tuple[str, ...]  # mmlab's declared requirements, as in its metadata
     installed: Mapping[str, str]  # normalized distribution name -> installed version
-    dot: str | None  # path of Graphviz's dot
-    dot_version: str | None  # from `dot -V`; None when dot is absent or does not run
+    renderer: str | None  # path of the program that draws the diagrams (viz.render.program())
     thp: str | None  # the text of THP_ENABLED; None when it cannot be read
     chromium: str | None  # path of a Chromium-compatible browser
     course_dir: Path  # where mmlab lab looks for the notebooks
@@ -85,24 +82,10 @@ def find_chromium(env: Mapping[str, str] = os.environ) -> str | None:
     return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
 
 
-def parse_dot_version(text: str) -> str | None:
-    """The version in ``dot -V`` output (``dot - graphviz version 2.42.2 (0)`` -> ``2.42.2``)."""
-    match = re.search(r"version\s+(\S+)", text)
-    return match.group(1) if match else None
-
-
 def parse_thp_mode(text: str) -> str | None:
     """The selected mode in THP_ENABLED's text (``always [madvise] never`` -> ``madvise``)."""
     match = re.search(r"\[(\w+)\]", text)
     return match.group(1) if match else None
-
-
-def _dot_version(dot: str) -> str | None:
-    try:
-        result = subprocess.run([dot, "-V"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_dot_version(result.stderr + result.stdout) if result.returncode == 0 else None
 
 
 def _read(path: Path) -> str | None:
@@ -119,19 +102,18 @@ def gather() -> Facts:
         requirements = tuple(importlib.metadata.requires("mmlab") or ())
     except importlib.metadata.PackageNotFoundError:
         mmlab_version, requirements = None, ()
-    dot = shutil.which("dot")
+    from .viz.render import program
+
     return Facts(
         python=tuple(sys.version_info[:3]),
         executable=sys.executable,
         platform=sys.platform,
         kernel=os.uname().release,
         euid=os.geteuid(),
-        in_conda=bool(os.environ.get("CONDA_PREFIX")),
         mmlab_version=mmlab_version,
         requirements=requirements,
         installed={normalize(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()},
-        dot=dot,
-        dot_version=_dot_version(dot) if dot else None,
+        renderer=program(),
         thp=_read(THP_ENABLED),
         chromium=find_chromium(),
         course_dir=COURSE_DIR,
@@ -139,10 +121,8 @@ def gather() -> Facts:
     )
 
 
-def install_hint(facts: Facts, *, apt: str, brew: str, conda: str | None = None) -> str:
+def install_hint(facts: Facts, *, apt: str, brew: str) -> str:
     """The command that installs a system package on this kind of machine."""
-    if facts.in_conda and conda:
-        return f"conda install -c conda-forge {conda}"
     if facts.platform == "darwin":
         return f"brew install {brew}"
     return ("" if facts.euid == 0 else "sudo ") + f"apt-get install {apt}"
@@ -218,13 +198,13 @@ def diagnose_course_dir(facts: Facts) -> Finding:
     )
 
 
-def diagnose_dot(facts: Facts) -> Finding:
-    hint = install_hint(facts, apt="graphviz", brew="graphviz", conda="graphviz")
-    if facts.dot is None:
-        return Finding(COURSE, "dot (Graphviz)", False, "not on PATH: diagrams show as DOT text", hint)
-    if facts.dot_version is None:
-        return Finding(COURSE, "dot (Graphviz)", False, f"{facts.dot} does not run (dot -V failed)", hint)
-    return Finding(COURSE, "dot (Graphviz)", True, f"{facts.dot_version} ({facts.dot})")
+def diagnose_renderer(facts: Facts) -> Finding:
+    from .viz.render import PROGRAM
+
+    if facts.renderer is None:
+        return Finding(COURSE, "diagrams", False, f"{PROGRAM} not found: diagrams show as DOT text",
+                       f"in the mmlab folder: {facts.executable} -m pip install -e .  (mmlab's dependencies again)")
+    return Finding(COURSE, "diagrams", True, f"drawn by {facts.renderer}")
 
 
 def diagnose_chromium(facts: Facts) -> Finding:
@@ -277,7 +257,7 @@ def diagnose(facts: Facts) -> list[Finding]:
         diagnose_python(facts),
         *diagnose_packages(facts),
         diagnose_course_dir(facts),
-        diagnose_dot(facts),
+        diagnose_renderer(facts),
         diagnose_chromium(facts),
         diagnose_thp(facts),
         diagnose_root(facts),
