@@ -102,7 +102,7 @@ def gather() -> Facts:
         requirements = tuple(importlib.metadata.requires("mmlab") or ())
     except importlib.metadata.PackageNotFoundError:
         mmlab_version, requirements = None, ()
-    from .viz.render import program
+    from ..viz.render import program
 
     return Facts(
         python=tuple(sys.version_info[:3]),
@@ -199,7 +199,7 @@ def diagnose_course_dir(facts: Facts) -> Finding:
 
 
 def diagnose_renderer(facts: Facts) -> Finding:
-    from .viz.render import PROGRAM
+    from ..viz.render import PROGRAM
 
     if facts.renderer is None:
         return Finding(COURSE, "diagrams", False, f"{PROGRAM} not found: diagrams show as DOT text",
