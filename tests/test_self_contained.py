@@ -77,3 +77,24 @@ def test_the_check_finds_what_it_looks_for():
     assert not OUTSIDE.search("a THP shared by two processes; shared/ memory")
     assert LINK.findall("[Sources §7](sources.ipynb#7.-Host-experiments) and [x](../../etc/passwd)") == [
         "sources.ipynb#7.-Host-experiments", "../../etc/passwd"]
+
+
+def test_the_sources_page_lists_every_commit_the_course_cites():
+    """Every commit hash a lecture, a solution or a kernel profile cites is on course/sources.ipynb,
+    where learners find its title, release and backports."""
+    sources = (REPO / "course" / "sources.ipynb").read_text(encoding="utf-8")
+    citing = [*sorted((REPO / "course").glob("*.ipynb")), *sorted((REPO / "solutions").glob("*.ipynb")),
+              REPO / "mmlab" / "kernels.py"]
+    cited = {}
+    for path in citing:
+        if path.name == "sources.ipynb":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":  # the cells' sources, not their outputs
+            text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"])
+        for found in re.findall(r"(?<![0-9a-f])[0-9a-f]{12}(?:[0-9a-f]{28})?(?![0-9a-f])", text):
+            if re.search("[a-f]", found) and re.search("[0-9]", found):
+                cited.setdefault(found[:12], path.name)
+    assert len(cited) >= 10, "the course cites fewer commits than expected: is the pattern right?"
+    missing = {commit: where for commit, where in cited.items() if commit not in sources}
+    assert not missing, f"commits cited but not on the sources page: {missing}"
