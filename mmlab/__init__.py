@@ -8,12 +8,15 @@ The facade, shared by the model (``mmlab.Machine``) and the live lab
     p = m.spawn()                       # a process with its own mm
     a = p.mmap(64 * MiB)                # private anonymous RW, 2 MiB aligned; returns the address
     p.madvise(a, 64 * MiB, MADV_HUGEPAGE)
-    p.write(a, 64 * MiB, value=7)       # every byte of every page in the range becomes 7
-    p.read(a)                           # the byte at a: 7, or 0 if never written or discarded
+    p.write(a + 10, 5000, value=7)      # bytes a+10 .. a+5009 become 7 (any offset and length)
+    p.read(a + 10)                      # the byte there: 7, or 0 if never written or discarded
     p.madvise(a, 64 * MiB, MADV_FREE)
     p.mlock(a, 2 * MiB); p.mlock2(a, 2 * MiB, MLOCK_ONFAULT); p.munlock(a, 2 * MiB)
+    p.mlockall(MCL_CURRENT | MCL_FUTURE); p.munlockall()   # live: locks the whole live process
     p.mprotect(a, 2 * MiB, PROT_READ); p.munmap(a, 2 * MiB)
-    pin = p.pin(a, PAGE_SIZE); pin.release()   # a GUP pin: an extra folio reference
+    b = p.mremap(a, 2 * MiB, 2 * MiB, MREMAP_MAYMOVE | MREMAP_FIXED, c)   # move; returns the address
+    p.madvise(a, 2 * MiB, MADV_COLLAPSE)   # make THPs now, by copying
+    pin = p.pin(a, PAGE_SIZE); pin.release()   # pin_user_pages(FOLL_WRITE | FOLL_LONGTERM)
     child = p.fork(); child.exit()
     p.smaps()                           # mmlab.proc.Smaps; p.smaps()["LazyFree"] is the total in kB
     p.pagemap(a, 2 * MiB)               # list of mmlab.proc.PageInfo, one per 4 KiB page

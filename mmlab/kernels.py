@@ -69,6 +69,16 @@ CHANGES = {
         "mm: allocate THP on hugezeropage wp-fault",
         "1ced09e0331f, in 6.13; Dev Jain",
     ),
+    "split_remaps_zero_subpages": Change(
+        "mm: remap unused subpages to shared zeropage when splitting isolated thp",
+        "b1f202060afe, in 6.12; Usama Arif's series 'mm: split underused THPs', v5 2/6, "
+        "Message-Id 20240830100438.3623486-3",
+        "every split of an anon folio (split_huge_page, the deferred split); not a PMD split alone",
+    ),
+    "reuse_large_anon_folio": Change(
+        "mm: Copy-on-Write (COW) reuse support for PTE-mapped THP",
+        "1da190f4d0a6, in 6.15; David Hildenbrand, Message-Id 20250303163014.1128035-14",
+    ),
     "mlock_large_in_ttu": Change(
         "mm/rmap: mlock large folios in try_to_unmap_one()",
         "in 6.18; Kiryl Shutsemau, 'mm: Improve mlock tracking for large folios', PATCHv3 2/5, 23 Sep 2025",
@@ -91,6 +101,8 @@ class Profile:
     batched_lazyfree_unmap: bool = False
     pte_batch_partial: bool = False
     thp_on_huge_zero_wp: bool = False
+    split_remaps_zero_subpages: bool = False
+    reuse_large_anon_folio: bool = False
     mlock_large_in_ttu: bool = False
 
     def __repr__(self):
@@ -111,7 +123,7 @@ _6_15 = replace(_6_11, name="6.15",
                 summary="6.15.0: batched unmap of a whole lazyfree large folio; a lazyfree PMD that cannot be "
                 "discarded aborts instead of splitting",
                 pmd_lazyfree_no_split=True, swapbacked_only_if_dirty=True, batched_lazyfree_unmap=True,
-                thp_on_huge_zero_wp=True)
+                thp_on_huge_zero_wp=True, split_remaps_zero_subpages=True, reuse_large_anon_folio=True)
 _6_18 = replace(_6_15, name="6.18", summary="6.18.0: batches of part of a folio too (6.16); mlock tracking for "
                 "large folios inside try_to_unmap_one",
                 pte_batch_partial=True, mlock_large_in_ttu=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import wraps
 
 from . import proc
-from .include.mm_types import Folio, MmStruct
+from .include.mm_types import VM_WRITE, Folio, MmStruct
 from .include.page_flags import PG
 from .kernels import get_profile
 from .mm import gup, madvise, memory, mlock, mmap
@@ -133,17 +133,38 @@ class Process:
         mlock.do_munlock(self.mm, addr, length)
 
     @syscall
+    def mlockall(self, flags: int) -> None:
+        mlock.do_mlockall(self.mm, flags)
+
+    @syscall
+    def munlockall(self) -> None:
+        mlock.do_munlockall(self.mm)
+
+    @syscall
+    def mremap(self, addr: int, old_length: int, new_length: int, flags: int = 0, new_addr: int = 0) -> int:
+        """mremap(): returns where the mapping now is (MREMAP_MAYMOVE, MREMAP_FIXED)."""
+        return mmap.do_mremap(self.mm, addr, old_length, new_length, flags, new_addr)
+
+    @syscall
     def write(self, addr: int, length: int = PAGE_SIZE, value: int = 1) -> None:
-        """Store ``value`` (0-255) in every byte of the pages covering [addr, addr + length)."""
+        """Store ``value`` (0-255) in every byte of [addr, addr + length), as memset() would.
+        The range must be mapped writable throughout, else SegmentationFault and nothing is
+        stored."""
         if not 0 <= value <= 255:
             raise ValueError("value is one byte: 0 to 255")
-        start = addr & ~(PAGE_SIZE - 1)
-        end = addr + max(length, 1)
+        if length < 0:
+            raise ValueError("length must not be negative")
+        end = addr + length
+        vmas = []
+        start = addr
         while start < end:
             vma = memory.check_access(self.mm, start)
-            hi = min(end, vma.vm_end)
-            memory.write_range(vma, start, -(-hi // PAGE_SIZE) * PAGE_SIZE, value)
-            start = -(-hi // PAGE_SIZE) * PAGE_SIZE
+            if not vma.vm_flags & VM_WRITE:
+                raise memory.SegmentationFault(f"write at {start:#x} not allowed by {vma!r}")
+            vmas.append((vma, start, min(end, vma.vm_end)))
+            start = vma.vm_end
+        for vma, lo, hi in vmas:
+            memory.write_range(vma, lo, hi, value)
 
     @syscall
     def read(self, addr: int) -> int:

@@ -41,6 +41,7 @@ VMSTAT_FIELDS = (
     "pgdeactivate",
     "thp_fault_alloc",
     "thp_fault_fallback",
+    "thp_collapse_alloc",
     "thp_split_pmd",
     "thp_split_page",
     "thp_split_page_failed",

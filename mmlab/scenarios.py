@@ -32,12 +32,18 @@ from .uapi import (
     ADVICE_NAMES,
     HPAGE_PMD_SIZE,
     MADV_COLD,
+    MADV_COLLAPSE,
     MADV_DONTNEED,
     MADV_FREE,
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MADV_PAGEOUT,
+    MCL_CURRENT,
+    MCL_FUTURE,
+    MCL_ONFAULT,
     MLOCK_ONFAULT,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
     PAGE_SIZE,
     PROT_NONE,
     PROT_READ,
@@ -157,7 +163,16 @@ _ARG_NAMES = {
     ("mprotect", 2): _PROT_NAMES,
     ("mmap", 1): _PROT_NAMES,
     ("mlock2", 2): {0: "0", MLOCK_ONFAULT: "MLOCK_ONFAULT"},
+    ("mremap", 3): {0: "0", MREMAP_MAYMOVE: "MREMAP_MAYMOVE", MREMAP_FIXED: "MREMAP_FIXED",
+                    MREMAP_MAYMOVE | MREMAP_FIXED: "MREMAP_MAYMOVE|MREMAP_FIXED"},
+    ("mlockall", 0): {0: "0", MCL_CURRENT: "MCL_CURRENT", MCL_FUTURE: "MCL_FUTURE", MCL_ONFAULT: "MCL_ONFAULT",
+                      MCL_CURRENT | MCL_ONFAULT: "MCL_CURRENT|MCL_ONFAULT",
+                      MCL_FUTURE | MCL_ONFAULT: "MCL_FUTURE|MCL_ONFAULT"},
 }
+# Calls that act on the whole process. In the live lab that is the interpreter's own memory
+# too (mlockall locks and populates all of it), so /proc/vmstat moves by thousands of pages
+# the scenario did not cause: their deltas are recorded as unknown (None), never judged.
+PROCESS_WIDE = {"mlockall", "munlockall"}
 
 
 class Run:
@@ -232,7 +247,7 @@ class Run:
             self._exited.append(call.__self__)
         deltas = {}
         for name in VMSTAT_FIELDS:
-            if before.get(name) is None or after.get(name) is None:
+            if call.__name__ in PROCESS_WIDE or before.get(name) is None or after.get(name) is None:
                 deltas[name] = None
             elif after[name] != before[name]:
                 deltas[name] = after[name] - before[name]
@@ -722,3 +737,159 @@ def pinned_lazyfree(run: Run):
     run.step("read pinned THP", p.read, a)
     run.step("release the pin", pin.release)
     run.step("MADV_PAGEOUT again", p.madvise, a, 2 * THP, MADV_PAGEOUT)
+
+
+@scenario(
+    "byte-exact",
+    "Writes and reads are byte-exact: four bytes written across the boundary of two THPs fault "
+    "in both, and the bytes around them still read 0.",
+)
+def byte_exact(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP)
+    run.step("write 4 bytes across the THP boundary", p.write, a + THP - 2, 4, 5)
+    run.step("read the byte before", p.read, a + THP - 3)
+    run.step("read the first byte written", p.read, a + THP - 2)
+    run.step("read the last byte written", p.read, a + THP + 1)
+    run.step("read the byte after", p.read, a + THP + 2)
+    run.step("write 3 bytes across a page boundary in THP 1", p.write, a + THP + PAGE_SIZE - 1, 3, 6)
+    run.step("read across the page boundary", p.read, a + THP + PAGE_SIZE + 1)
+    run.step("read the old byte there", p.read, a + THP + 1)
+
+
+@scenario(
+    "zero-subpages-on-split",
+    "Splitting a THP's folio (partial MADV_COLD, MADV_PAGEOUT) maps the shared zero page for every "
+    "subpage holding only zeros and frees it (since 6.12); splitting only the PMD (partial "
+    "MADV_DONTNEED) keeps them.",
+    needs=("thp", "cold", "pageout"),
+)
+def zero_subpages_on_split(run: Run):
+    p = run.spawn()
+    a = run.region(p, 3 * THP)
+    run.step("write one byte in each THP", p.write, a + 100, 1, 7)
+    run.step("write one byte in THP 1", p.write, a + THP + 100, 1, 7)
+    run.step("write one byte in THP 2", p.write, a + 2 * THP + 100, 1, 7)
+    run.step("MADV_DONTNEED second half of THP 0", p.madvise, a + THP // 2, THP // 2, MADV_DONTNEED)
+    run.step("MADV_COLD first half of THP 1", p.madvise, a + THP, THP // 2, MADV_COLD)
+    run.step("MADV_PAGEOUT first half of THP 2", p.madvise, a + 2 * THP, THP // 2, MADV_PAGEOUT)
+    run.step("read the byte kept", p.read, a + THP + 100)
+    run.step("read a zero page", p.read, a + THP + PAGE_SIZE)
+
+
+@scenario(
+    "cow-reuse",
+    "After fork() the parent's write copies one 4 KiB page out of the shared THP; once the child "
+    "has exited, a write to another page of it reuses the THP in place (since 6.15), no copy.",
+)
+def cow_reuse(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP)
+    run.step("touch", p.write, a, 2 * THP, 1)
+    c = run.step("fork", p.fork)
+    run.step("parent writes page 0", p.write, a, PAGE_SIZE, 2)
+    run.step("child exits", c.exit)
+    run.step("parent writes page 1", p.write, a + PAGE_SIZE, PAGE_SIZE, 3)
+    run.step("parent writes THP 1", p.write, a + THP, PAGE_SIZE, 3)
+    run.step("read page 1", p.read, a + PAGE_SIZE)
+
+
+@scenario(
+    "zap-keeps-folio-clean",
+    "Zapping a dirty PTE of a lazyfree THP (MADV_DONTNEED of one page) does not dirty the folio: "
+    "MADV_PAGEOUT then splits it and discards every remaining page.",
+    needs=("thp", "pageout"),
+)
+def zap_keeps_folio_clean(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP)
+    run.step("touch THP 0", p.write, a, THP, 1)
+    run.step("MADV_FREE THP 0", p.madvise, a, THP, MADV_FREE)
+    run.step("mprotect page 0 read-only (splits the PMD)", p.mprotect, a, PAGE_SIZE, PROT_READ)
+    run.step("write page 1 (dirty PTE)", p.write, a + PAGE_SIZE, PAGE_SIZE, 2)
+    run.step("MADV_DONTNEED page 1", p.madvise, a + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED)
+    run.step("MADV_PAGEOUT THP 0", p.madvise, a, THP, MADV_PAGEOUT)
+    run.step("read page 2", p.read, a + 2 * PAGE_SIZE)
+
+
+@scenario(
+    "mremap-thp",
+    "mremap() moves a THP whole (one PMD) to a 2 MiB aligned destination, but splits its PMD and "
+    "moves 512 PTEs to an unaligned one; the errors are the kernel's.",
+)
+def mremap_thp(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP)
+    b = run.region(p, 4 * THP, name="b", watch="d")
+    run.step("touch", p.write, a, 2 * THP, 1)
+    run.step("mark a byte", p.write, a + 5, 1, 9)
+    run.step("move THP 0 to b (aligned)", p.mremap, a, THP, THP, MREMAP_MAYMOVE | MREMAP_FIXED, b)
+    run.step("read the byte moved", p.read, b + 5)
+    run.step("move THP 1 to b+2 MiB+4 KiB (unaligned)", p.mremap, a + THP, THP, THP,
+             MREMAP_MAYMOVE | MREMAP_FIXED, b + 2 * THP + PAGE_SIZE)  # fmt: skip
+    run.step("read it there", p.read, b + 2 * THP + PAGE_SIZE)
+    run.step("MREMAP_FIXED without MREMAP_MAYMOVE", p.mremap, b, PAGE_SIZE, PAGE_SIZE, MREMAP_FIXED, b + THP)
+    run.step("overlapping move", p.mremap, b, THP, THP, MREMAP_MAYMOVE | MREMAP_FIXED, b + PAGE_SIZE)
+    run.step("move from where nothing is mapped", p.mremap, a, THP, THP, MREMAP_MAYMOVE | MREMAP_FIXED, b + THP)
+    run.step("shrink the moved THP to 1 MiB", p.mremap, b, THP, THP // 2, 0, 0)
+
+
+@scenario(
+    "madv-collapse",
+    "MADV_COLLAPSE copies 4 KiB pages into a new THP now; it refuses a VM_NOHUGEPAGE range and an "
+    "empty one (EINVAL), and one holding a pinned page (EAGAIN), after collapsing what it can.",
+)
+def madv_collapse(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP, huge=False)
+    run.step("touch (small pages)", p.write, a, 2 * THP, 1)
+    run.step("MADV_COLLAPSE a VM_NOHUGEPAGE range", p.madvise, a, 2 * THP, MADV_COLLAPSE)
+    run.step("MADV_HUGEPAGE", p.madvise, a, 2 * THP, MADV_HUGEPAGE)
+    pin = run.step("pin a page of THP 1", p.pin, a + THP, PAGE_SIZE)
+    run.step("MADV_COLLAPSE", p.madvise, a, 2 * THP, MADV_COLLAPSE)
+    run.step("release the pin", pin.release)
+    run.step("MADV_COLLAPSE again", p.madvise, a, 2 * THP, MADV_COLLAPSE)
+    run.step("read", p.read, a + THP)
+    run.step("MADV_DONTNEED THP 0", p.madvise, a, THP, MADV_DONTNEED)
+    run.step("MADV_COLLAPSE the empty THP 0", p.madvise, a, THP, MADV_COLLAPSE)
+
+
+@scenario(
+    "mlockall",
+    "mlockall(MCL_CURRENT) locks and populates every mapping (MCL_ONFAULT: only what is present); "
+    "MCL_FUTURE makes the next mmap() locked and populated with 4 KiB pages.",
+    needs=("thp", "mlock"),
+)
+def mlockall(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP)
+    run.step("touch THP 0", p.write, a, THP, 1)
+    run.step("mlockall(MCL_ONFAULT) alone", p.mlockall, MCL_ONFAULT)
+    run.step("mlockall(MCL_CURRENT)", p.mlockall, MCL_CURRENT)
+    run.step("munlockall", p.munlockall)
+    run.step("MADV_DONTNEED THP 1", p.madvise, a + THP, THP, MADV_DONTNEED)
+    run.step("mlockall(MCL_CURRENT|MCL_ONFAULT)", p.mlockall, MCL_CURRENT | MCL_ONFAULT)
+    run.step("touch THP 1", p.write, a + THP, PAGE_SIZE, 2)
+    run.step("munlockall again", p.munlockall)
+    run.step("mlockall(MCL_FUTURE)", p.mlockall, MCL_FUTURE)
+    run.region(p, 2 * THP, name="b", watch="f")
+    run.step("munlockall at last", p.munlockall)
+
+
+@scenario(
+    "pin-and-fork",
+    "pin() (FOLL_WRITE) after fork() breaks copy-on-write first: the parent gets its own copy of the "
+    "page; fork() after pin() copies every page of a pinned THP into the child at once.",
+)
+def pin_and_fork(run: Run):
+    p = run.spawn()
+    a = run.region(p, 2 * THP)
+    run.step("touch", p.write, a, 2 * THP, 1)
+    c = run.step("fork", p.fork)
+    run.watch("c", c, a, 2 * THP)
+    pin = run.step("parent pins a page of THP 0", p.pin, a, PAGE_SIZE)
+    run.step("child exits", c.exit)
+    d = run.step("fork again, with THP 0 pinned", p.fork)
+    run.watch("c2", d, a, 2 * THP)
+    run.step("release the pin", pin.release)
+    run.step("second child exits", d.exit)

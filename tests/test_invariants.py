@@ -3,8 +3,10 @@ kernel profile, never leave the model inconsistent (mmlab.debug.check_invariants
 step) and never lose data that was not given up.
 
 The test keeps its own account of what each process may read back, page by page, from the
-system calls alone (no peeking at the model): a page holds the value last written; it may
-also read back 0 once it was MADV_FREE'd, until the next write. MADV_DONTNEED makes it 0.
+system calls alone (no peeking at the model), byte by byte: a byte holds the value last
+written there; it may also read back 0 once its page was MADV_FREE'd, until the next write
+to it. MADV_DONTNEED makes it 0. A write that would fault anywhere stores nothing (the live
+lab checks the whole range before its memset; the model does the same).
 The same account predicts which calls fail and with which errno, following the kernel's
 rules: madvise(2) handles the VMAs in address order and stops at a VM_LOCKED one with
 EINVAL for MADV_FREE/DONTNEED/COLD/PAGEOUT (madvise_dontneed_free_valid_vma(),
@@ -29,12 +31,16 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from mmlab import (
     MADV_COLD,
+    MADV_COLLAPSE,
     MADV_DONTNEED,
     MADV_FREE,
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MADV_NORMAL,
     MADV_PAGEOUT,
+    MCL_CURRENT,
+    MCL_FUTURE,
+    MCL_ONFAULT,
     MLOCK_ONFAULT,
     PAGE_SIZE,
     PROFILES,
@@ -53,8 +59,10 @@ KiB = 1024
 REGION_SIZES = (3 * PAGE_SIZE, 1 * MiB, 2 * MiB, 2 * MiB, 4 * MiB, 4 * MiB)
 # Offsets and lengths that land on and around 2 MiB (THP) and 1 MiB boundaries.
 OFFSETS = (0, 0, 0, PAGE_SIZE, 1 * MiB, 2 * MiB - PAGE_SIZE, 2 * MiB, 2 * MiB, 2 * MiB + PAGE_SIZE, 3 * MiB)
-LENGTHS = (PAGE_SIZE, 2 * PAGE_SIZE, 1 * MiB, 2 * MiB - PAGE_SIZE, 2 * MiB, 2 * MiB, 2 * MiB + PAGE_SIZE,
-           4 * MiB, 4 * MiB)
+# Writes and reads also land off page boundaries: they are byte-exact, across pages and THPs.
+BYTE_OFFSETS = OFFSETS + (100, PAGE_SIZE - 3, 2 * MiB - 2)
+LENGTHS = (1, 7, PAGE_SIZE, PAGE_SIZE + 5, 2 * PAGE_SIZE, 1 * MiB, 2 * MiB - PAGE_SIZE, 2 * MiB, 2 * MiB,
+           2 * MiB + PAGE_SIZE, 4 * MiB, 4 * MiB)
 VALUES = (1, 2, 0x5A, 0xFF)
 ADVICE = (MADV_FREE, MADV_FREE, MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT, MADV_PAGEOUT,
           MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_NORMAL)
@@ -66,9 +74,26 @@ MAX_PROCESSES = 4
 class Page:
     """What the test knows about one mapped page of one process."""
 
-    values: frozenset  # what a read may return
+    runs: tuple  # ((first byte, what a read there may return), ...), from byte 0 up
     prot: int
     locked: bool = False
+
+    def values(self, offset: int) -> frozenset:
+        return next(values for start, values in reversed(self.runs) if start <= offset)
+
+    def store(self, lo: int, hi: int, value: int) -> Page:
+        """The page after bytes [lo, hi) were written with ``value``."""
+        runs = [r for r in self.runs if r[0] < lo] + [(lo, frozenset({value}))]
+        if hi < PAGE_SIZE:
+            runs.append((hi, self.values(hi)))
+        runs += [r for r in self.runs if r[0] > hi]
+        return replace(self, runs=tuple(runs))
+
+    def freed(self) -> Page:
+        return replace(self, runs=tuple((start, values | {0}) for start, values in self.runs))
+
+
+ZEROS = ((0, frozenset({0})),)
 
 
 @dataclass
@@ -78,6 +103,7 @@ class Tracked:
     process: object
     pages: dict  # page address -> Page
     regions: list  # (start, length) of every mmap, unmapped since or not: targets for calls
+    future_locked: bool = False  # after mlockall(MCL_FUTURE): new mappings start locked
 
 
 def page_range(addr: int, length: int) -> range:
@@ -109,11 +135,11 @@ class MemoryMachine(RuleBasedStateMachine):
     def _draw_process(self, data, label: str) -> Tracked:
         return self.procs[data.draw(st.integers(0, len(self.procs) - 1), label=f"{label} (index)")]
 
-    def _target(self, data) -> tuple[Tracked, int, int]:
+    def _target(self, data, offsets=OFFSETS) -> tuple[Tracked, int, int]:
         """A process and a range near one of its regions (possibly past its end, or unmapped)."""
         t = self._draw_process(data, "process")
         start, _ = data.draw(st.sampled_from(t.regions), label="region")
-        return t, start + data.draw(st.sampled_from(OFFSETS), label="offset"), data.draw(
+        return t, start + data.draw(st.sampled_from(offsets), label="offset"), data.draw(
             st.sampled_from(LENGTHS), label="length")
 
     def _expect(self, outcome, call, *args):
@@ -142,7 +168,7 @@ class MemoryMachine(RuleBasedStateMachine):
         addr = t.process.mmap(size)
         t.regions.append((addr, size))
         for a in page_range(addr, size):
-            t.pages[a] = Page(frozenset({0}), PROT_READ | PROT_WRITE)
+            t.pages[a] = Page(ZEROS, PROT_READ | PROT_WRITE, locked=t.future_locked)
         if hugepage:
             t.process.madvise(addr, size, MADV_HUGEPAGE)
         if fill is not None:
@@ -150,26 +176,26 @@ class MemoryMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), value=st.sampled_from(VALUES))
     def write(self, data, value):
-        self._write(*self._target(data), value)
+        self._write(*self._target(data, BYTE_OFFSETS), value)
 
     def _write(self, t: Tracked, addr: int, length: int, value: int) -> None:
-        outcome = None
-        for a in page_range(addr, length):
-            page = t.pages.get(a)
-            if page is None or not page.prot & PROT_WRITE:
-                outcome = SegmentationFault
-                break
-            t.pages[a] = replace(page, values=frozenset({value}))
-        self._expect(outcome, t.process.write, addr, length, value)
+        pages = page_range(addr, length)
+        if any(a not in t.pages or not t.pages[a].prot & PROT_WRITE for a in pages):
+            self._expect(SegmentationFault, t.process.write, addr, length, value)
+            return
+        for a in pages:
+            t.pages[a] = t.pages[a].store(max(addr, a) - a, min(addr + length, a + PAGE_SIZE) - a, value)
+        self._expect(None, t.process.write, addr, length, value)
 
     @rule(data=st.data())
     def read(self, data):
-        t, addr, _ = self._target(data)
+        t, addr, _ = self._target(data, BYTE_OFFSETS)
         page = t.pages.get(addr - addr % PAGE_SIZE)
         readable = page is not None and page.prot & PROT_READ
         value = self._expect(None if readable else SegmentationFault, t.process.read, addr)
         if readable:
-            assert value in page.values, f"read {addr:#x}: {value}, expected one of {set(page.values)}"
+            allowed = page.values(addr % PAGE_SIZE)
+            assert value in allowed, f"read {addr:#x}: {value}, expected one of {set(allowed)}"
 
     @rule(data=st.data(), advice=st.sampled_from(ADVICE))
     def madvise(self, data, advice):
@@ -198,9 +224,9 @@ class MemoryMachine(RuleBasedStateMachine):
                 outcome = errno.EINVAL
                 break
             if advice == MADV_FREE:
-                t.pages[a] = replace(page, values=page.values | {0})
+                t.pages[a] = page.freed()
             elif advice == MADV_DONTNEED:
-                t.pages[a] = replace(page, values=frozenset({0}))
+                t.pages[a] = replace(page, runs=ZEROS)
         self._expect(outcome, t.process.madvise, addr, length, advice)
 
     def _vma_walk(self, t: Tracked, addr: int, length: int, change) -> int | None:
@@ -224,6 +250,38 @@ class MemoryMachine(RuleBasedStateMachine):
         t, addr, length = self._target(data)
         outcome = self._vma_walk(t, addr, length, lambda p: replace(p, locked=False))
         self._expect(outcome, t.process.munlock, addr, length)
+
+    @rule(data=st.data(), flags=st.sampled_from((MCL_CURRENT, MCL_FUTURE, MCL_CURRENT | MCL_FUTURE,
+                                                 MCL_CURRENT | MCL_ONFAULT, MCL_FUTURE | MCL_ONFAULT, MCL_ONFAULT)))
+    def mlockall(self, data, flags):
+        """mlockall(): MCL_CURRENT locks every page now, MCL_FUTURE every later mapping;
+        MCL_ONFAULT alone is EINVAL. Never an error for PROT_NONE (mm_populate() ignores it)."""
+        t = self._draw_process(data, "process")
+        if flags == MCL_ONFAULT:
+            self._expect(errno.EINVAL, t.process.mlockall, flags)
+            return
+        if flags & MCL_CURRENT:
+            t.pages = {a: replace(p, locked=True) for a, p in t.pages.items()}
+        t.future_locked = bool(flags & MCL_FUTURE)
+        self._expect(None, t.process.mlockall, flags)
+
+    @rule(data=st.data())
+    def munlockall(self, data):
+        t = self._draw_process(data, "process")
+        t.pages = {a: replace(p, locked=False) for a, p in t.pages.items()}
+        t.future_locked = False
+        self._expect(None, t.process.munlockall)
+
+    @rule(data=st.data())
+    def collapse(self, data):
+        """MADV_COLLAPSE copies pages into THPs: what each page reads stays the same. Whether
+        it succeeds depends on the layout (EINVAL, EAGAIN: tests/test_model_calls.py); an
+        unmapped part is ENOMEM as for any madvise, once no VMA refused first."""
+        t, addr, length = self._target(data)
+        try:
+            t.process.madvise(addr, length, MADV_COLLAPSE)
+        except OSError as err:
+            assert err.errno in (errno.EINVAL, errno.EAGAIN, errno.ENOMEM), err
 
     @rule(data=st.data(), prot=st.sampled_from((PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE)))
     def mprotect(self, data, prot):
@@ -283,8 +341,9 @@ class MemoryMachine(RuleBasedStateMachine):
         for t in self.procs:
             for a, page in t.pages.items():
                 if page.prot & PROT_READ:
-                    value = t.process.read(a)
-                    assert value in page.values, f"pid {t.process.pid} {a:#x}: {value}, expected {set(page.values)}"
+                    for start, allowed in page.runs:
+                        value = t.process.read(a + start)
+                        assert value in allowed, f"pid {t.process.pid} {a + start:#x}: {value}, expected {set(allowed)}"
         if self.machine is not None:
             check_invariants(self.machine)
 

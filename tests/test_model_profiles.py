@@ -16,6 +16,10 @@ Profiles, switches on (1) or off (.):
     6.15           .           .           1          1           1           1        .        1          .
     6.18           .           .           1          1           1           1        1        1          1
     6.18.44        .           .           .          .           1           1        1        1          1
+
+    profile   split_zero_subpages  reuse_large_anon
+    6.10, 6.11-v6, 6.11    .              .
+    6.15, 6.18, 6.18.44    1              1
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dataclasses import dataclass, replace
 import pytest
 
 from mmlab import (
+    MADV_COLD,
+    MADV_DONTNEED,
     MADV_FREE,
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
@@ -465,6 +471,88 @@ def test_writing_to_the_huge_zero_page(kernel):
     assert changed.get("thp_split_pmd", 0) == split
     assert p.thp_map(a, THP) == slots and p.smaps()["Rss"] == rss
     assert (p.read(a), p.read(a + PAGE_SIZE)) == (0, 3)
+    check_invariants(m)
+
+
+# ---------------------------------------------------------------- zero-filled subpages on a split
+
+# A THP of which only page 0 was written (one byte), the other 511 pages still the zeros the
+# fault cleared. MADV_COLD of its first half covers the folio in part, so
+# madvise_cold_or_pageout_pte_range() splits the folio (thp_split_pmd +1, thp_split_page +1).
+# Since b1f202060afe (6.12), __split_huge_page() restores the mappings with
+# RMP_USE_SHARED_ZEROPAGE: try_to_map_unused_to_zeropage() (mm/migrate.c) maps the zero page
+# for each zero-filled subpage and the subpage is freed, so only page 0 stays resident
+# (Rss 4 kB, 511 zero-page PTEs). Before it, all 512 pages stay (Rss 2048 kB). Seen on
+# 6.18.44: Rss 4 kB after the split (scenario zero-subpages-on-split).
+ZERO_SUBPAGES = {
+    "6.10": (2048, 0), "6.11-v6": (2048, 0), "6.11": (2048, 0),
+    "6.15": (4, 511), "6.18": (4, 511), "6.18.44": (4, 511),
+}
+
+
+@covers("split_remaps_zero_subpages")
+@pytest.mark.parametrize("kernel", sorted(PROFILES))
+def test_splitting_a_thp_with_zero_filled_pages(kernel):
+    assert_table_covers_every_profile(ZERO_SUBPAGES)
+    m = Machine(kernel=kernel, trace=False)
+    p = m.spawn()
+    a = p.mmap(THP)
+    p.madvise(a, THP, MADV_HUGEPAGE)
+    p.write(a + 100, 1, 7)
+    changed = delta(m, p.madvise, a, THP // 2, MADV_COLD)
+    assert changed.get("thp_split_pmd") == 1 and changed.get("thp_split_page") == 1
+    rss, zero_pages = ZERO_SUBPAGES[kernel]
+    assert p.smaps()["Rss"] == rss
+    assert sum(page.zero_page for page in p.pagemap(a, THP) if page.present) == zero_pages
+    assert (p.read(a + 100), p.read(a + 101), p.read(a + THP - 1)) == (7, 0, 0)
+    check_invariants(m)
+
+
+def test_a_split_of_the_pmd_alone_keeps_zero_filled_pages():
+    """Partial MADV_DONTNEED, munmap and mprotect split the PMD, never the folio, so the
+    zero-filled pages stay (seen on 6.18.44, scenario zero-subpages-on-split)."""
+    m = Machine(kernel="6.18.44", trace=False)
+    p = m.spawn()
+    a = p.mmap(THP)
+    p.madvise(a, THP, MADV_HUGEPAGE)
+    p.write(a + 100, 1, 7)
+    p.madvise(a + THP // 2, THP // 2, MADV_DONTNEED)
+    p.mprotect(a, PAGE_SIZE, PROT_READ)
+    assert p.smaps()["Rss"] == 1024 and p.thp_map(a, THP) == "t"
+    assert sum(page.zero_page for page in p.pagemap(a, THP) if page.present) == 0
+    check_invariants(m)
+
+
+# ---------------------------------------------------------------- COW reuse of a large folio
+
+# fork() shares a PMD-mapped THP; the parent's write to page 0 splits its PMD and copies
+# that page (do_huge_pmd_wp_page() falls back to the PTE fault, wp_page_copy()). The child
+# exits: the THP is now mapped by the parent's 511 PTEs only, refcount 511 = mapcount 511.
+# The parent writes page 1 (read-only PTE):
+# - before 6.15, wp_can_reuse_anon_folio() refused every large folio (6.12.117 mm/memory.c):
+#   page 1 is copied into a new small folio, the THP keeps 510 pages mapped;
+# - since 1da190f4d0a6 (6.15) a large folio only this mm maps, with no reference besides
+#   its mappings, is reused: page 1 stays in the THP (511 pages). Seen on 6.18.44 (scenario
+#   cow-reuse: 511 THP pages after the write).
+COW_REUSE = {
+    "6.10": 510, "6.11-v6": 510, "6.11": 510,
+    "6.15": 511, "6.18": 511, "6.18.44": 511,
+}
+
+
+@covers("reuse_large_anon_folio")
+@pytest.mark.parametrize("kernel", sorted(PROFILES))
+def test_writing_a_thp_the_forked_child_no_longer_maps(kernel):
+    assert_table_covers_every_profile(COW_REUSE)
+    m = Machine(kernel=kernel, trace=False)
+    p, a = thp_region(m, THP, value=1)
+    child = p.fork()
+    p.write(a, PAGE_SIZE, 2)
+    child.exit()
+    changed = delta(m, p.write, a + PAGE_SIZE, PAGE_SIZE, 3)
+    assert sum(page.thp for page in p.pagemap(a, THP)) == COW_REUSE[kernel]
+    assert changed.get("thp_split_pmd", 0) == 0 and p.smaps()["Rss"] == 2048
+    assert (p.read(a), p.read(a + PAGE_SIZE), p.read(a + 2 * PAGE_SIZE)) == (2, 3, 1)
     check_invariants(m)
 
 

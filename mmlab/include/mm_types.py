@@ -33,8 +33,9 @@ GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h: how a pin of a small folio i
 class Folio:
     """struct folio: one or more physically contiguous pages managed as a unit.
 
-    ``data`` holds one byte per page: the value every byte of that page holds, which is all
-    the model needs to tell kept data from discarded data.
+    ``data`` holds each page's contents: an int when every byte of the page holds that value
+    (a page never written, or filled whole: the common case, kept cheap), else a bytearray
+    of PAGE_SIZE bytes (see mmlab.memory's page_* helpers).
     """
 
     pfn: int
@@ -51,7 +52,7 @@ class Folio:
     index: int = 0  # page offset of the first page in its anon_vma's address space
     deferred_split: bool = False  # on the deferred split queue
     _mapcount: list[int] = field(default_factory=list)  # per page, -1 = unmapped
-    data: bytearray = field(default_factory=bytearray)
+    data: list = field(default_factory=list)  # per page: int (every byte) or bytearray(PAGE_SIZE)
     anon_exclusive: bytearray = field(default_factory=bytearray)  # PageAnonExclusive, per page
 
     def __post_init__(self):
@@ -59,7 +60,7 @@ class Folio:
         if not self._mapcount:
             self._mapcount = [-1] * n
         if not self.data:
-            self.data = bytearray(n)
+            self.data = [0] * n
         if not self.anon_exclusive:
             self.anon_exclusive = bytearray(n)
 
@@ -179,6 +180,7 @@ class MmStruct:
     pmds: dict = field(default_factory=dict)
     deposited: dict = field(default_factory=dict)
     MM_ANONPAGES: int = 0
+    def_flags: int = 0  # vm_flags every new VMA gets: VM_LOCKED (| VM_LOCKONFAULT) after mlockall(MCL_FUTURE)
     owner: object = None
 
     def find_vma(self, address: int) -> VmAreaStruct | None:

@@ -75,8 +75,8 @@ def _exit_waiter(pid: int):
 
 
 class Pin:
-    """An extra reference on the folios of a range, held until ``release()``: the pages
-    sit in a pipe after ``vmsplice()``, which took a reference on each (get_user_pages)."""
+    """The pages of a range pinned for DMA until ``release()``: registered as an io_uring
+    fixed buffer, which pins them with pin_user_pages(FOLL_WRITE | FOLL_LONGTERM)."""
 
     def __init__(self, process: Process, pin_id: int):
         self.process, self.pin_id, self.released = process, pin_id, False
@@ -164,6 +164,17 @@ class Process:
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         self._call("mprotect", addr, length, prot)
+
+    def mremap(self, addr: int, old_length: int, new_length: int, flags: int = 0, new_addr: int = 0) -> int:
+        """mremap(): returns where the mapping now is (MREMAP_MAYMOVE, MREMAP_FIXED)."""
+        return self._call("mremap", addr, old_length, new_length, flags, new_addr)
+
+    def mlockall(self, flags: int) -> None:
+        """mlockall(): locks the whole live process, the interpreter's memory included."""
+        self._call("mlockall", flags)
+
+    def munlockall(self) -> None:
+        self._call("munlockall")
 
     def write(self, addr: int, length: int = PAGE_SIZE, value: int = 1) -> None:
         """Store ``value`` (0-255) in every byte of [addr, addr + length), with memset."""

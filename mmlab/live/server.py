@@ -9,7 +9,8 @@ the new process serves a socket the notebook passed along with the request.
 Safety rules enforced here, whatever the caller asks:
 
 * only memory this server mapped for the lab (``mmap`` requests) is advised, locked,
-  protected, unmapped, pinned, written or read; a range that reaches into anything else
+  protected, remapped, unmapped, pinned, written or read (``mlockall`` locks the whole
+  server process, which is this process's own memory and nothing else's); a range that reaches into anything else
   is refused with ``LabSafetyError``;
 * at most ``LAB_LIMIT`` bytes are mapped for the lab at a time;
 * reclaim happens only through ``MADV_PAGEOUT`` (the only reclaim a caller can request).
@@ -24,7 +25,6 @@ one CPU so that the drain reaches the batches it filled.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import signal
 import socket
@@ -39,6 +39,7 @@ from ..uapi import (
     MADV_DONTNEED,
     MADV_FREE,
     MADV_PAGEOUT,
+    MREMAP_FIXED,
     PAGE_SIZE,
     PROT_NONE,
     PROT_READ,
@@ -92,7 +93,7 @@ class Server:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.lab: list[tuple[int, int]] = []  # [start, end) ranges mapped for the lab
-        self.pins: dict[int, tuple[int, int]] = {}  # pin id -> (read fd, write fd) of its pipe
+        self.pins: dict[int, int] = {}  # pin id -> the io_uring fd that holds the pins
         self.next_pin = 1
         self.drain_page = syscalls.mmap(None, PAGE_SIZE, PROT_READ | PROT_WRITE, _ANON_PRIVATE)
         self.root = self._can_read_pfns()
@@ -226,6 +227,33 @@ class Server:
         self._check_range(start, length)
         syscalls.mprotect(start, length, prot)
 
+    def mremap(self, old: int, old_length: int, new_length: int, flags: int, new: int) -> int:
+        """mremap() of lab memory only; a fixed destination must be lab memory too (it is
+        unmapped first). Where the mapping ends up becomes lab memory."""
+        self._check_range(old, old_length)
+        if flags & MREMAP_FIXED:
+            self._check_range(new, new_length)
+        if self.mapped + max(0, new_length - old_length) > LAB_LIMIT:
+            raise LabSafetyError(f"growing by {(new_length - old_length) >> 20} MiB would exceed the live lab's "
+                                 f"limit of {LAB_LIMIT >> 20} MiB at a time; munmap something first")
+        result = syscalls.mremap(old, old_length, new_length, flags, new)
+        kept = _subtract(self.lab, *_page_span(old, old_length))
+        if flags & MREMAP_FIXED:
+            kept = _subtract(kept, *_page_span(new, new_length))
+        self.lab = kept + [_page_span(result, new_length)]
+        return result
+
+    def mlockall(self, flags: int) -> None:
+        """mlockall() locks the whole server process, the interpreter's own memory with the
+        lab's; only this process, and its MCL_FUTURE lasts until munlockall(). The drain
+        page is unlocked and emptied again: ``drain`` needs it unlocked and untouched."""
+        syscalls.mlockall(flags)
+        syscalls.munlock(self.drain_page, PAGE_SIZE)
+        syscalls.madvise(self.drain_page, PAGE_SIZE, MADV_DONTNEED)
+
+    def munlockall(self) -> None:
+        syscalls.munlockall()
+
     def write(self, start: int, length: int, value: int) -> None:
         self._check_access(start, length, "w")
         syscalls.memset(start, value, length)
@@ -238,33 +266,20 @@ class Server:
         lo, hi = _page_span(start, length)
         if not self._inside_lab(lo, hi):
             raise OSError(errno.EFAULT, f"[{start:#x}, {start + length:#x}) is not mapped by the lab")
-        read_fd, write_fd = os.pipe()
-        try:
-            size = 1 << max(16, (hi - lo - 1).bit_length())  # a power of two, at least 64 KiB
-            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, size)
-            spliced = syscalls.vmsplice_pages(write_fd, lo, hi - lo)
-            if spliced != hi - lo:
-                raise OSError(errno.EAGAIN, f"vmsplice took {spliced} of {hi - lo} bytes")
-        except BaseException:
-            os.close(read_fd)
-            os.close(write_fd)
-            raise
         pin_id, self.next_pin = self.next_pin, self.next_pin + 1
-        self.pins[pin_id] = (read_fd, write_fd)
+        self.pins[pin_id] = syscalls.pin_user_pages(lo, hi - lo)
         return pin_id
 
     def unpin(self, pin_id: int) -> None:
-        for fd in self.pins.pop(pin_id):
-            os.close(fd)
+        syscalls.unpin_user_pages(self.pins.pop(pin_id))
 
     def fork(self) -> int:
         child_sock = socket.socket(fileno=channel.recv_fd(self.sock))
         pid = os.fork()
         if pid == 0:
             self.sock.close()
-            for read_fd, write_fd in self.pins.values():  # pins belong to the parent
-                os.close(read_fd)
-                os.close(write_fd)
+            for fd in self.pins.values():  # pins belong to the parent
+                os.close(fd)
             self.pins.clear()
             self.sock = child_sock
             serve(self)  # never returns
@@ -290,7 +305,8 @@ _ANON_PRIVATE = syscalls.MAP_PRIVATE | syscalls.MAP_ANONYMOUS
 _OBSERVE = {"hello", "smaps", "pagemap", "thp_map"}
 _REQUESTS = {
     "hello", "mmap", "munmap", "madvise", "timed_madvise", "mlock", "mlock2", "munlock",
-    "mprotect", "write", "read", "pin", "unpin", "fork", "smaps", "pagemap", "thp_map",
+    "mprotect", "mremap", "mlockall", "munlockall", "write", "read", "pin", "unpin", "fork", "smaps", "pagemap",
+    "thp_map",
 }  # fmt: skip
 
 

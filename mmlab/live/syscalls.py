@@ -21,17 +21,22 @@ _libc.madvise.argtypes = [_VOID_P, _SIZE, _INT]
 _libc.mlock.argtypes = [_VOID_P, _SIZE]
 _libc.munlock.argtypes = [_VOID_P, _SIZE]
 _libc.mprotect.argtypes = [_VOID_P, _SIZE, _INT]
+_libc.mremap.restype = _VOID_P
+_libc.mremap.argtypes = [_VOID_P, _SIZE, _SIZE, _INT, _VOID_P]
+_libc.mlockall.argtypes = [_INT]
 _libc.ioctl.argtypes = [_INT, ctypes.c_ulong, _VOID_P]
-_libc.vmsplice.restype = ctypes.c_ssize_t
-_libc.vmsplice.argtypes = [_INT, _VOID_P, _SIZE, _UINT]
 _libc.syscall.restype = ctypes.c_long
 
 MAP_PRIVATE = 0x02
 MAP_FIXED = 0x10
 MAP_ANONYMOUS = 0x20
 MAP_FAILED = ctypes.c_void_p(-1).value
-SPLICE_F_NONBLOCK = 0x02
 SYS_MLOCK2 = 325  # x86-64; called directly because older C libraries lack mlock2()
+SYS_IO_URING_SETUP = 425  # x86-64, as are the two below
+SYS_IO_URING_REGISTER = 427
+IORING_REGISTER_BUFFERS = 0
+IORING_UNREGISTER_BUFFERS = 1
+_IO_URING_PARAMS_SIZE = 120  # sizeof(struct io_uring_params)
 
 
 def _check(result: int) -> int:
@@ -73,6 +78,22 @@ def mprotect(addr: int, length: int, prot: int) -> None:
     _check(_libc.mprotect(addr, length, prot))
 
 
+def mremap(old: int, old_length: int, new_length: int, flags: int, new: int) -> int:
+    result = _libc.mremap(old, old_length, new_length, flags, new)
+    if result in (None, MAP_FAILED):
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def mlockall(flags: int) -> None:
+    _check(_libc.mlockall(flags))
+
+
+def munlockall() -> None:
+    _check(_libc.munlockall())
+
+
 def ioctl(fd: int, request: int, arg: int) -> int:
     return _check(_libc.ioctl(fd, request, arg))
 
@@ -81,15 +102,33 @@ class _IoVec(ctypes.Structure):
     _fields_ = [("base", _VOID_P), ("len", _SIZE)]
 
 
-def vmsplice_pages(pipe_write_fd: int, addr: int, length: int) -> int:
-    """Splice the user pages of [addr, addr + length) into a pipe without copying.
-
-    The kernel takes a reference on each page (get_user_pages) and holds it in the pipe
-    buffer until the pipe is read or closed: an extra folio reference, which is what a
-    GUP pin means to reclaim. Returns the number of bytes spliced.
-    """
+def pin_user_pages(addr: int, length: int) -> int:
+    """Pin the pages of [addr, addr + length) the way a driver pins them for DMA: register
+    them as an io_uring fixed buffer, which calls pin_user_pages(FOLL_WRITE | FOLL_LONGTERM)
+    (io_pin_pages() in io_uring/memmap.c). A write fault breaks copy-on-write first, and
+    each page gets a pin (GUP_PIN_COUNTING_BIAS references for a small folio, one reference
+    and one _pincount for a large one). Returns the ring's fd; ``unpin_user_pages(fd)``
+    drops the pins."""
+    params = ctypes.create_string_buffer(_IO_URING_PARAMS_SIZE)
+    fd = _check(_libc.syscall(ctypes.c_long(SYS_IO_URING_SETUP), _UINT(1), params))
     iov = _IoVec(addr, length)
-    return _check(_libc.vmsplice(pipe_write_fd, ctypes.byref(iov), 1, SPLICE_F_NONBLOCK))
+    try:
+        _check(_libc.syscall(ctypes.c_long(SYS_IO_URING_REGISTER), _INT(fd), _UINT(IORING_REGISTER_BUFFERS),
+                             ctypes.byref(iov), _UINT(1)))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unpin_user_pages(fd: int) -> None:
+    """Unregister the buffer (its pins go at once; closing the ring alone would drop them
+    later, from a worker) and close the ring."""
+    try:
+        _check(_libc.syscall(ctypes.c_long(SYS_IO_URING_REGISTER), _INT(fd), _UINT(IORING_UNREGISTER_BUFFERS),
+                             None, _UINT(0)))
+    finally:
+        os.close(fd)
 
 
 def memset(addr: int, value: int, length: int) -> None:

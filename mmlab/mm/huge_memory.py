@@ -9,7 +9,7 @@ small folios; counted in thp_split_page).
 
 from __future__ import annotations
 
-from ..include.mm_types import VM_WRITE, Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
+from ..include.mm_types import VM_LOCKED, VM_WRITE, Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
 from ..include.page_flags import (
     PG,
     folio_clear_dirty,
@@ -287,6 +287,78 @@ def __discard_anon_folio_pmd_locked(vma, addr: int, entry: PmdHuge, folio) -> bo
     return True
 
 
+# ---------------------------------------------------------------- MADV_COLLAPSE (~ mm/khugepaged.c)
+
+
+def madvise_collapse(vma, start: int, end: int) -> None:
+    """MADV_COLLAPSE on one VMA: make every 2 MiB-aligned range inside [start, end) a
+    PMD-mapped THP now, whatever the transparent_hugepage mode, by copying its pages into a
+    new THP (collapse_huge_page()). A range already mapped by a huge PMD (even the huge
+    zero page) counts as done; the others are tried one by one, and the error of the last
+    failure is returned once all were tried: EINVAL for a range with no page table or no
+    anonymous page in it, EAGAIN for one holding a page with extra references (a pin).
+    A VM_NOHUGEPAGE VMA, or one too small to hold an aligned 2 MiB, is refused (EINVAL).
+
+    As 6.18.44 behaves (the rules above were checked on it); 6.12's scan also refused a
+    range with no writable PTE (SCAN_PAGE_RO), which 6.18.44 collapses: when that changed
+    is not established, so the model collapses read-only ranges in every profile. Shared
+    pages (after fork) are copied: the other process keeps its own."""
+    import errno
+
+    from ..include.mm_types import VM_NOHUGEPAGE
+
+    first = -(-vma.vm_start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+    if vma.vm_flags & VM_NOHUGEPAGE or first + HPAGE_PMD_SIZE > vma.vm_end:
+        raise OSError(errno.EINVAL, f"MADV_COLLAPSE: {vma!r} cannot hold a THP")
+    failed = None
+    haddr = -(-start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+    while haddr + HPAGE_PMD_SIZE <= end:
+        failed = collapse_huge_page(vma, haddr) or failed
+        haddr += HPAGE_PMD_SIZE
+    if failed:
+        raise OSError(failed, f"MADV_COLLAPSE: some of {start:#x}-{end:#x} could not be collapsed")
+
+
+def collapse_huge_page(vma, haddr: int) -> int | None:
+    """Collapse the 2 MiB at ``haddr`` into a new THP; None when it is (or already was)
+    PMD-mapped, else the errno of why not. The old pages lose this mapping (and are freed
+    if it was their last); empty PTEs and the zero page become zeros in the THP."""
+    import errno
+
+    from .memory import alloc_anon_folio, page_copy
+    from .rmap import folio_remove_rmap_ptes
+
+    mm = vma.vm_mm
+    index = pmd_index(haddr)
+    table = mm.pmds.get(index)
+    if isinstance(table, PmdHuge):
+        return None
+    if table is None:
+        trace("collapse_huge_page", f"{haddr:#x}: no page table here (SCAN_PMD_NULL)")
+        return errno.EINVAL
+    present = [pte for pte in table.ptes if pte is not None and not pte.folio.flags & PG.zero]
+    if not present:
+        trace("collapse_huge_page", f"{haddr:#x}: no anonymous page to collapse")
+        return errno.EINVAL
+    for folio in {pte.folio: None for pte in present}:
+        if folio_ref_count(folio) != folio_mapcount(folio):
+            trace("collapse_huge_page", "extra references (a pin?): SCAN_PAGE_COUNT", folio)
+            return errno.EAGAIN
+    thp = alloc_anon_folio(vma, haddr, HPAGE_PMD_ORDER)
+    count_vm_event("thp_collapse_alloc")
+    for i, pte in enumerate(table.ptes):
+        if pte is not None and not pte.folio.flags & PG.zero:
+            thp.data[i] = page_copy(pte.folio.data[pte.page])
+            folio_remove_rmap_ptes(pte.folio, pte.page, 1, vma)
+            folio_put(pte.folio)
+    mm.MM_ANONPAGES += HPAGE_PMD_NR - len(present)
+    table.ptes = [None] * HPAGE_PMD_NR
+    mm.deposited[index] = table
+    mm.pmds[index] = PmdHuge(thp, write=bool(vma.vm_flags & VM_WRITE), dirty=True)
+    trace("collapse_huge_page", f"{haddr:#x}: {len(present)} page(s) copied into a new THP, mapped by one PMD", thp)
+    return None
+
+
 # ---------------------------------------------------------------- deferred split and folio split
 
 
@@ -339,7 +411,7 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
     for i in range(1, nr):
         tail = Folio(pfn=folio.pfn + i, order=0, flags=inherited, _refcount=folio._mapcount[i] + 1,
                      anon_vma=folio.anon_vma, index=folio.index + i, mlock_count=0,
-                     _mapcount=[folio._mapcount[i]], data=bytearray(folio.data[i:i + 1]),
+                     _mapcount=[folio._mapcount[i]], data=folio.data[i:i + 1],
                      anon_exclusive=bytearray(folio.anon_exclusive[i:i + 1]))
         current.machine.folios[tail.pfn] = tail
         pieces.append(tail)
@@ -354,6 +426,9 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
     folio.anon_exclusive = folio.anon_exclusive[:1]
     for table, slot, page, _ in mappings:
         table.ptes[slot].folio, table.ptes[slot].page = pieces[page], 0
+    if kernel.split_remaps_zero_subpages:
+        if folio_test_anon(folio):
+            remap_zero_subpages(pieces, mappings)
     if nr >= HPAGE_PMD_NR:
         count_vm_event("thp_split_page")
     _place_split_tails(folio, pieces[1:], folio_list)
@@ -363,6 +438,32 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
         mlock_vma_folio(pieces[page], vma)
     trace("split_folio", f"THP split into {nr} small folios", folio)
     return True
+
+
+def remap_zero_subpages(pieces: list, mappings: list) -> None:
+    """After a split (b1f202060afe, 6.12): a small folio holding only zeros is not mapped
+    again; its PTEs get the shared zero page instead, and the folio is freed once the split
+    drops its references. Not in a VM_LOCKED VMA, nor for an mlocked folio (the kernel does
+    this while restoring the PTEs the split replaced by migration entries:
+    try_to_map_unused_to_zeropage() in mm/migrate.c). A split of the PMD alone keeps the THP
+    whole, so partial munmap, mprotect and MADV_DONTNEED never get here."""
+    from .memory import page_is_zero
+    from .rmap import folio_remove_rmap_ptes
+
+    zero = current.machine.zero_folio
+    remapped = 0
+    for table, slot, page, vma in mappings:
+        small = pieces[page]
+        if small.flags & PG.mlocked or vma.vm_flags & VM_LOCKED or not page_is_zero(small.data[0]):
+            continue
+        table.ptes[slot] = Pte(zero, 0, write=False)
+        vma.vm_mm.MM_ANONPAGES -= 1
+        folio_remove_rmap_ptes(small, 0, 1, vma)
+        small._refcount -= 1  # the mapping's reference; freed with the split's, if it was the last
+        remapped += 1
+    if remapped:
+        trace("remap_zero_subpages", "{remapped} zero-filled page(s) of the split THP now map the shared zero page",
+              remapped=remapped)
 
 
 def try_split_folio(folio) -> bool:

@@ -18,11 +18,11 @@ from ..uapi import (
     ADVICE_NAMES,
     HPAGE_PMD_SIZE,
     MADV_COLD,
+    MADV_COLLAPSE,
     MADV_DONTNEED,
     MADV_FREE,
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
-    MADV_NORMAL,
     MADV_PAGEOUT,
     PAGE_SIZE,
 )
@@ -64,9 +64,15 @@ def madvise_vma_behavior(vma, start: int, end: int, advice: int) -> None:
         unmap_vma_range(vma, start, end)
     elif advice in (MADV_COLD, MADV_PAGEOUT):
         madvise_cold_or_pageout(vma, start, end, pageout=advice == MADV_PAGEOUT)
-    elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_NORMAL):
+    elif advice == MADV_COLLAPSE:
+        from .huge_memory import madvise_collapse
+
+        madvise_collapse(vma, start, end)
+    elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
+        # MADV_NORMAL only clears read-ahead hints (VM_RAND_READ, VM_SEQ_READ), which the
+        # model does not keep: it leaves VM_HUGEPAGE and VM_NOHUGEPAGE as they are.
         flags = vma.vm_flags & ~(VM_HUGEPAGE | VM_NOHUGEPAGE)
-        flags |= {MADV_HUGEPAGE: VM_HUGEPAGE, MADV_NOHUGEPAGE: VM_NOHUGEPAGE, MADV_NORMAL: 0}[advice]
+        flags |= VM_HUGEPAGE if advice == MADV_HUGEPAGE else VM_NOHUGEPAGE
         if flags != vma.vm_flags:
             vma_modify_flags(vma, start, end, flags)
 

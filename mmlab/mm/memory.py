@@ -8,10 +8,10 @@ whole 2 MiB.
 
 from __future__ import annotations
 
-from ..include.mm_types import PG_ANON_NEW, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_WRITE
+from ..include.mm_types import PG_ANON_NEW, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_WRITE, folio_mapcount
 from ..include.page_flags import PG, folio_test_large
 from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_index, pte_index
-from ..state import current, trace
+from ..state import current, kernel, trace
 from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 from .page_alloc import folio_alloc, folio_get, folio_put, folio_put_refs
 
@@ -104,9 +104,9 @@ def do_wp_page(vma, address: int, table: PteTable, pte: Pte) -> None:
     """Write to a read-only PTE: reuse the page if this mm owns it exclusively, else copy it."""
     folio = pte.folio
     exclusive = not folio.flags & PG.zero and folio.anon_exclusive[pte.page]
-    if not exclusive and not folio.flags & PG.zero and not folio_test_large(folio) and folio._refcount == 1:
-        exclusive = True  # wp_can_reuse_anon_folio: the only reference is this mapping
-        folio.anon_exclusive[0] = 1
+    if not exclusive and not folio.flags & PG.zero and wp_can_reuse_anon_folio(folio):
+        exclusive = True
+        folio.anon_exclusive[pte.page] = 1
     if exclusive:
         pte.write = pte.dirty = pte.young = True
         trace("do_wp_page", f"write to {address:#x}: page is exclusive to this mm, reuse it", folio)
@@ -114,12 +114,27 @@ def do_wp_page(vma, address: int, table: PteTable, pte: Pte) -> None:
     wp_page_copy(vma, address, table, pte)
 
 
+def wp_can_reuse_anon_folio(folio) -> bool:
+    """May a write reuse this shared-looking folio in place? When every reference is a
+    mapping and all of them are this mm's, nobody else can see the page. A small folio
+    needs refcount 1. A large one was always copied until 6.15 (1da190f4d0a6); since then it
+    is reused when no other mm maps it and its refcount equals its mapcount. Only the
+    faulting PTE becomes writable; its neighbours fault (and are reused) one by one."""
+    from .huge_memory import folio_maybe_mapped_shared
+
+    if not folio_test_large(folio):
+        return folio._refcount == 1
+    if kernel.reuse_large_anon_folio:
+        return folio._refcount == folio_mapcount(folio) and not folio_maybe_mapped_shared(folio)
+    return False
+
+
 def wp_page_copy(vma, address: int, table: PteTable, old: Pte) -> None:
     """Copy-on-write: a new small folio with the old page's contents replaces the mapping."""
     from .rmap import folio_remove_rmap_ptes
 
     new = alloc_anon_folio(vma, address, 0)
-    new.data[0] = old.folio.data[old.page]
+    new.data[0] = page_copy(old.folio.data[old.page])
     table.ptes[pte_index(address)] = Pte(new, 0, write=True, dirty=True)
     old_folio = old.folio
     if old_folio.flags & PG.zero:
@@ -226,8 +241,8 @@ def zap_pte_range(vma, table: PteTable, start: int, end: int) -> None:
         while i + nr <= last and ptes[i + nr] is not None and ptes[i + nr].folio is folio \
                 and ptes[i + nr].page == page + nr:
             nr += 1
-        if any(p.dirty for p in ptes[i:i + nr]) and not folio.flags & PG.zero:
-            folio.flags |= PG.dirty
+        # The PTEs' dirty bits go with them: only a file folio would need folio_mark_dirty()
+        # (zap_present_folio_ptes() in mm/memory.c); an anon folio's data dies here.
         ptes[i:i + nr] = [None] * nr
         i += nr
         if folio.flags & PG.zero:
@@ -281,7 +296,7 @@ def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
         return Pte(folio, 0, write=False, young=False)
     if folio.anon_exclusive[pte.page] and folio_maybe_dma_pinned(folio):
         copy = alloc_anon_folio(dst_vma, address, 0)
-        copy.data[0] = folio.data[pte.page]
+        copy.data[0] = page_copy(folio.data[pte.page])
         dst_vma.vm_mm.MM_ANONPAGES += 1
         trace("copy_present_page", f"pinned page at {address:#x}: the child gets its own copy now", copy)
         return Pte(copy, 0, write=bool(dst_vma.vm_flags & VM_WRITE), dirty=True)
@@ -293,24 +308,66 @@ def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
     return Pte(folio, pte.page, write=False, dirty=pte.dirty, young=False)
 
 
+# ---------------------------------------------------------------- page contents
+
+
+_ZERO_PAGE_BYTES = bytes(PAGE_SIZE)
+
+
+def page_is_zero(data) -> bool:
+    """Does a page (an entry of Folio.data) hold only zero bytes?"""
+    return data == 0 if isinstance(data, int) else data == _ZERO_PAGE_BYTES
+
+
+def page_copy(data):
+    """The contents of a page, for a new page (copy-on-write, fork's early copy)."""
+    return data if isinstance(data, int) else bytearray(data)
+
+
+def page_load(folio, page: int, offset: int) -> int:
+    data = folio.data[page]
+    return data if isinstance(data, int) else data[offset]
+
+
+def folio_store(folio, offset: int, length: int, value: int) -> None:
+    """Store ``value`` in bytes [offset, offset + length) of ``folio``. Whole pages just take
+    the value; a page written in part gets a bytearray of its own."""
+    data = folio.data
+    end = offset + length
+    whole_lo, whole_hi = -(-offset // PAGE_SIZE), end // PAGE_SIZE
+    if whole_lo < whole_hi:
+        data[whole_lo:whole_hi] = [value] * (whole_hi - whole_lo)
+    for page in {offset // PAGE_SIZE, (end - 1) // PAGE_SIZE}:
+        if whole_lo <= page < whole_hi:
+            continue
+        base = page * PAGE_SIZE
+        lo, hi = max(offset, base) - base, min(end, base + PAGE_SIZE) - base
+        old = data[page]
+        if isinstance(old, int):
+            if old == value:
+                continue
+            old = data[page] = bytearray([old]) * PAGE_SIZE
+        old[lo:hi] = bytes([value]) * (hi - lo)
+
+
 def read_byte(vma, address: int) -> int:
-    """Load from ``address``, faulting it in (read) if needed."""
+    """Load the byte at ``address``, faulting it in (read) if needed."""
     if not vma.vm_flags & VM_READ:
         raise SegmentationFault(f"read at {address:#x} not allowed by {vma!r}")
     entry = vma.vm_mm.pmds.get(pmd_index(address))
     if isinstance(entry, PmdHuge):
         entry.young = True
-        return entry.folio.data[(address % HPAGE_PMD_SIZE) // PAGE_SIZE]
+        return page_load(entry.folio, (address % HPAGE_PMD_SIZE) // PAGE_SIZE, address % PAGE_SIZE)
     pte = entry.ptes[pte_index(address)] if entry is not None else None
     if pte is None:
         handle_mm_fault(vma, address, write=False)
         return read_byte(vma, address)
     pte.young = True
-    return pte.folio.data[pte.page]
+    return page_load(pte.folio, pte.page, address % PAGE_SIZE)
 
 
 def write_range(vma, start: int, end: int, value: int) -> None:
-    """Store ``value`` in every page of [start, end), faulting pages in as needed. A store
+    """Store ``value`` in every byte of [start, end), faulting pages in as needed. A store
     sets the hardware dirty and accessed bits; no fault is taken for a present writable page."""
     mm = vma.vm_mm
     addr = start
@@ -318,9 +375,7 @@ def write_range(vma, start: int, end: int, value: int) -> None:
         entry = mm.pmds.get(pmd_index(addr))
         if isinstance(entry, PmdHuge) and entry.write:
             hi = min(end, (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE)
-            first = (addr % HPAGE_PMD_SIZE) // PAGE_SIZE
-            n = (hi - addr) // PAGE_SIZE
-            entry.folio.data[first:first + n] = bytes([value]) * n
+            folio_store(entry.folio, addr % HPAGE_PMD_SIZE, hi - addr, value)
             entry.dirty = entry.young = True
             addr = hi
             continue
@@ -328,9 +383,10 @@ def write_range(vma, start: int, end: int, value: int) -> None:
         if pte is None or not pte.write:
             handle_mm_fault(vma, addr, write=True)
             continue
-        pte.folio.data[pte.page] = value
+        hi = min(end, (addr & ~(PAGE_SIZE - 1)) + PAGE_SIZE)
+        folio_store(pte.folio, pte.page * PAGE_SIZE + addr % PAGE_SIZE, hi - addr, value)
         pte.dirty = pte.young = True
-        addr += PAGE_SIZE
+        addr = hi
 
 
 def check_access(mm, address: int):

@@ -16,7 +16,7 @@ from ..include.mm_types import VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_REA
 from ..include.page_flags import PG, folio_test_large, folio_test_lru, folio_test_mlocked, folio_test_unevictable
 from ..include.pgtable import PmdHuge, pmd_index, pte_index
 from ..state import count_vm_events, current, trace
-from ..uapi import HPAGE_PMD_SIZE, MLOCK_ONFAULT, PAGE_SIZE
+from ..uapi import HPAGE_PMD_SIZE, MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT, PAGE_SIZE
 from .mmap import apply_to_vmas, vma_modify_flags
 
 
@@ -182,20 +182,59 @@ def do_mlock(mm, start: int, length: int, flags: int) -> None:
     """mlock() and mlock2(): lock the VMAs, then (unless MLOCK_ONFAULT) fault in every page.
     A PROT_NONE VMA is locked but cannot be faulted in: ENOMEM, and populating stops there
     (populate_vma_page_range() in mm/gup.c returns -EFAULT, which mlock reports as ENOMEM)."""
-    from .memory import populate_vma_page_range
-
     if flags & ~MLOCK_ONFAULT:
         raise OSError(errno.EINVAL, "mlock2: unknown flags")
     start, end = _page_range(start, length)
     vm_flags = VM_LOCKED | (VM_LOCKONFAULT if flags & MLOCK_ONFAULT else 0)
     apply_vma_lock_flags(mm, start, end - start, vm_flags)
     for vma in mm.vmas_in(start, end):
-        if vma.vm_flags & VM_LOCKONFAULT:
-            continue
-        if not vma.vm_flags & (VM_READ | VM_WRITE):
+        if not mm_populate(vma, max(start, vma.vm_start), min(end, vma.vm_end)):
             raise OSError(errno.ENOMEM, f"mlock: {vma!r} is PROT_NONE: locked, but nothing can be faulted in")
-        populate_vma_page_range(vma, max(start, vma.vm_start), min(end, vma.vm_end),
-                                write=bool(vma.vm_flags & VM_WRITE))
+
+
+def mm_populate(vma, start: int, end: int) -> bool:
+    """Fault in [start, end) of a VM_LOCKED VMA, with write faults if it is writable (so
+    each page gets a folio of its own, not the zero page). Nothing to do for
+    VM_LOCKONFAULT; impossible for PROT_NONE (returns False)."""
+    from .memory import populate_vma_page_range
+
+    if vma.vm_flags & VM_LOCKONFAULT:
+        return True
+    if not vma.vm_flags & (VM_READ | VM_WRITE):
+        return False
+    populate_vma_page_range(vma, start, end, write=bool(vma.vm_flags & VM_WRITE))
+    return True
+
+
+def do_mlockall(mm, flags: int) -> None:
+    """mlockall(): MCL_CURRENT locks every VMA there is (and populates them, unless
+    MCL_ONFAULT; a PROT_NONE one is skipped, no error); MCL_FUTURE makes every later
+    mapping start locked (mm->def_flags). apply_mlockall_flags() in mm/mlock.c."""
+    if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
+        raise OSError(errno.EINVAL, "mlockall: flags must hold MCL_CURRENT and/or MCL_FUTURE "
+                      "(MCL_ONFAULT only with one of them)")
+    onfault = VM_LOCKONFAULT if flags & MCL_ONFAULT else 0
+    mm.def_flags = VM_LOCKED | onfault if flags & MCL_FUTURE else 0
+    if flags & MCL_CURRENT:
+        _lock_all(mm, VM_LOCKED | onfault)
+        for vma in list(mm.vmas):
+            mm_populate(vma, vma.vm_start, vma.vm_end)
+
+
+def do_munlockall(mm) -> None:
+    """munlockall(): unlock every VMA and forget MCL_FUTURE."""
+    mm.def_flags = 0
+    _lock_all(mm, 0)
+
+
+def _lock_all(mm, to_add: int) -> None:
+    vma = mm.vmas[0] if mm.vmas else None
+    while vma is not None:
+        newflags = (vma.vm_flags & ~VM_LOCKED_MASK) | to_add
+        end = vma.vm_end
+        if newflags != vma.vm_flags:
+            mlock_fixup(vma, vma.vm_start, end, newflags)
+        vma = next((v for v in mm.vmas if v.vm_start >= end), None)
 
 
 def do_munlock(mm, start: int, length: int) -> None:
