@@ -319,15 +319,15 @@ def test_the_fork_rule_matches_the_model_on_a_grid():
 
 def recipes(kernel: str):
     """Every way _reclaim.Recipe can prepare a folio, within what its steps allow."""
-    for thp, pte_mapped, lazyfree, rewritten, zapped, pinned, shared, locked in itertools.product(
-        (True, False), (False, True), (True, False), (None, 0, 7), (False, True), (False, True), (False, True),
+    for thp, pte_mapped, lazyfree, rewritten, touched, pinned, shared, locked in itertools.product(
+        (True, False), (False, True), (True, False), (None, 0, 7), (None, 7), (False, True), (False, True),
         (False, True),
     ):
-        if (not thp and (pte_mapped or rewritten == 7)) or (zapped and (not pte_mapped or rewritten in (None, 0))):
+        if (not thp and (pte_mapped or rewritten == 7)) or (touched is not None and not pte_mapped):
             continue
-        if shared and (pinned or rewritten is not None) or (not lazyfree and (rewritten is not None or zapped)):
+        if shared and (pinned or rewritten is not None) or (not lazyfree and (rewritten is not None or touched)):
             continue
-        yield _reclaim.Recipe(kernel, thp, pte_mapped, lazyfree, rewritten, zapped, pinned, shared, locked)
+        yield _reclaim.Recipe(kernel, thp, pte_mapped, lazyfree, rewritten, touched, pinned, shared, locked)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from mmlab import MADV_DONTNEED, MADV_FREE, MLOCK_ONFAULT, PAGE_SIZE, Machine
+from mmlab import MADV_FREE, MLOCK_ONFAULT, PAGE_SIZE, Machine
 from mmlab.include.mm_types import VM_LOCKED, folio_mapcount, vma_address
 from mmlab.include.page_flags import folio_test_dirty, folio_test_large, folio_test_lazyfree, folio_test_pmd_mappable
 from mmlab.mm.huge_memory import split_huge_pmd_address
@@ -59,7 +59,7 @@ class Recipe:
     pte_mapped: bool = False
     lazyfree: bool = True
     rewritten: int | None = None
-    zapped: bool = False
+    touched: int | None = None  # page mlock()ed and munlock()ed: its folio dirty, its PTE clean
     pinned: bool = False
     shared: bool = False
     locked: bool = False
@@ -83,8 +83,11 @@ class Recipe:
             p.madvise(a, length, MADV_FREE)
         if self.rewritten is not None:
             p.write(a + self.rewritten * PAGE_SIZE, 1, value=9)
-            if self.zapped:
-                p.madvise(a + self.rewritten * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED)
+        if self.touched is not None:
+            # mlock's populate touches the present PTE for writing (FOLL_TOUCH | FOLL_WRITE in
+            # follow_page_pte()): a clean PTE's folio is marked dirty, the PTE stays clean.
+            p.mlock(a + self.touched * PAGE_SIZE, PAGE_SIZE)
+            p.munlock(a + self.touched * PAGE_SIZE, PAGE_SIZE)
         if self.shared:
             p.fork()
         if self.locked:

@@ -116,7 +116,7 @@ def hidden_recipes(v):
     _, b, c = v.pages
     return [
         Recipe("6.10", pte_mapped=True, rewritten=0),
-        Recipe("6.10", pte_mapped=True, rewritten=c, zapped=True),
+        Recipe("6.10", pte_mapped=True, touched=c),
         Recipe("6.10", shared=True),
         Recipe("6.10", thp=False, pinned=True),
         Recipe("6.10", thp=False, locked=True),

@@ -141,7 +141,7 @@ def hidden_recipes(v):
         Recipe("6.11", shared=True),
         Recipe("6.11", lazyfree=False),
         Recipe("6.11", lazyfree=False, locked=True),
-        Recipe("6.11", pte_mapped=True, rewritten=b, zapped=True),
+        Recipe("6.11", pte_mapped=True, touched=b),
         Recipe("6.11", thp=False, locked=True),
         Recipe("6.11", thp=False, pinned=True),
     ]
