@@ -3,7 +3,10 @@ Playwright; no browser download) opens a copy of a course notebook with its outp
 cleared, runs every cell, and must show every diagram and widget the notebook shows; then
 the scenario explorer is used by clicking its buttons. A second notebook shows the widest
 things the course draws, which must fit: every diagram label inside its box, diagram text
-large enough to read, the side-by-side profile diff no wider than the notebook.
+large enough to read, the side-by-side profile diff no wider than the notebook. Last, a
+learner's first start: ``mmlab lab`` on a copy of the project, as a newcomer would run it,
+opens the landing page, whose links open the learner's own copies of the exercises, and
+writes nothing outside the project.
 
 The screenshots land in build/browser/ (look at them: a test cannot judge a layout).
 Skipped with the reason when Playwright or Chromium is missing, failed instead under CI.
@@ -11,6 +14,7 @@ Skipped with the reason when Playwright or Chromium is missing, failed instead u
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,25 +95,34 @@ def lab(tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.3)
+        wait_for(url, server, tmp_path / "server.log")
         yield url, root
     finally:
-        server.send_signal(signal.SIGINT)  # twice: stop without asking, shutting down the kernels
-        time.sleep(0.2)
-        server.send_signal(signal.SIGINT)
+        stop(server)
+
+
+def wait_for(url: str, server: subprocess.Popen, log: Path) -> None:
+    """Wait until the JupyterLab ``server`` answers at ``url``; fail with its log if it does not."""
+    deadline = time.monotonic() + 30
+    while True:
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            urllib.request.urlopen(f"{url}/api/status", timeout=2)
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.3)
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGINT)  # twice: stop without asking, shutting down the kernels
+    time.sleep(0.2)
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 # The notebook is loaded and its kernel has started: every code cell is there and the
@@ -272,3 +285,54 @@ def test_the_widest_drawings_fit_the_notebook_and_can_be_read(lab, tmp_path):
             raise
         finally:
             browser.close()
+
+
+def test_a_newcomer_lands_on_the_start_page_and_reaches_the_exercises(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    project, home = tmp_path / "project", tmp_path / "home"
+    for name in ("course", "exercises"):
+        shutil.copytree(PROJECT / name, project / name)
+    shutil.copy(PROJECT / "START-HERE.md", project)  # the lectures and exercises, and the landing page
+    home.mkdir()
+    for name, values in LAB_SETTINGS.items():  # where mmlab lab has JupyterLab look for them
+        path = project / ".jupyter/config/lab/user-settings" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("JUPYTER", "IPYTHON"))}
+    env.update(HOME=str(home), PYTHONPATH=str(PROJECT))
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mmlab", "lab", "--dir", str(project), "--no-browser", "--port", str(port), "--",
+         "--ServerApp.ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", "--LabApp.news_url=None"],
+        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"))
+    url = f"http://127.0.0.1:{port}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        wait_for(url, server, tmp_path / "server.log")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=doctor.find_chromium(), headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+            page = browser.new_page()
+            try:
+                page.goto(url)  # what the browser mmlab lab opens is sent to
+                expect(page.locator(".jp-RenderedMarkdown h1").first).to_contain_text("mmlab: start here",
+                                                                                     timeout=30_000)
+                page.screenshot(path=SCREENSHOTS / "start-here.png")
+                assert page.locator(".jp-Notebook").count() == 0  # the landing page is a preview: no kernel
+                page.get_by_role("link", name="Pages, folios and THP").last.click()  # the exercises' one
+                expect(page.locator(".jp-RenderedMarkdown h1").filter(has_text="Exercises · Lecture 1")
+                       .first).to_be_visible(timeout=30_000)
+                assert page.url.endswith("/lab/tree/my-work/exercises/01-folios-and-thp.ipynb")  # the learner's copy
+                page.screenshot(path=SCREENSHOTS / "start-here-exercise.png")
+            except Exception:
+                page.screenshot(path=SCREENSHOTS / "failure.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        stop(server)
+    assert (project / "my-work/exercises/01-folios-and-thp.ipynb").is_file()
+    assert list(home.iterdir()) == []  # no per-user file of Jupyter's or IPython's in the home
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chromium-profile", "home", "project", "server.log"]

@@ -3,6 +3,7 @@ project's pytest plugin, and the usage errors of ``setup.sh``. Nothing here star
 
 import dataclasses
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -72,9 +73,10 @@ def test_python_dash_m_mmlab_runs_the_cli():
 # --- mmlab lab --------------------------------------------------------------------------
 
 
-def test_lab_command_serves_the_course_folder_with_this_python():
-    command = jupyter.lab_command(Path("/srv/mmlab/course"), python="/venv/bin/python", euid=1000)
-    assert command == ["/venv/bin/python", "-m", "jupyterlab", "--ServerApp.root_dir=/srv/mmlab/course"]
+def test_lab_command_serves_the_project_with_this_python_and_opens_the_landing_page():
+    command = jupyter.lab_command(Path("/srv/mmlab"), python="/venv/bin/python", euid=1000, landing="START-HERE.md")
+    assert command == ["/venv/bin/python", "-m", "jupyterlab", "--ServerApp.root_dir=/srv/mmlab",
+                       "--LabApp.default_url=/lab/tree/START-HERE.md"]
 
 
 def test_lab_command_allows_root_only_for_root():
@@ -104,27 +106,41 @@ def exec_calls(monkeypatch):
     monkeypatch.setattr(os, "execve", fake_execve)
 
 
-def test_mmlab_lab_opens_the_projects_course_folder_by_default():
+def test_mmlab_lab_opens_the_project_root_by_default():
     parser, _ = cli.build_parser("lab")
-    assert parser.parse_args(["lab"]).dir == PROJECT / "course"
+    assert parser.parse_args(["lab"]).dir == PROJECT
+
+
+def a_project(root: Path) -> Path:
+    """A made-up mmlab project: one lecture, one exercise, the landing page."""
+    for name in ("course/01-x.ipynb", "exercises/01-x.ipynb", "START-HERE.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+                                 if name.endswith(".ipynb") else "# start here\n")
+    return root
 
 
 @pytest.mark.parametrize(("euid", "allow_root"), [(0, True), (1000, False)])
-def test_mmlab_lab_hands_over_to_jupyterlab(euid, allow_root, exec_calls, tmp_path, monkeypatch):
-    course = tmp_path / "course"
-    course.mkdir()
+def test_mmlab_lab_hands_over_to_jupyterlab(euid, allow_root, exec_calls, tmp_path, monkeypatch, capsys):
+    project = a_project(tmp_path / "project")
     monkeypatch.setattr(os, "geteuid", lambda: euid)
     monkeypatch.delenv("JUPYTER_CONFIG_DIR", raising=False)
     with pytest.raises(Exec) as handed_over:
-        cli.main(["lab", "--dir", str(course), "--no-browser", "--port", "8123", "--", "--ServerApp.token=t"])
+        cli.main(["lab", "--dir", str(project), "--no-browser", "--port", "8123", "--", "--ServerApp.token=t"])
     path, argv, env = handed_over.value.args
     assert path == argv[0] == sys.executable
     assert argv[1:3] == ["-m", "jupyterlab"]
-    assert f"--ServerApp.root_dir={course}" in argv
+    assert f"--ServerApp.root_dir={project}" in argv
+    assert "--LabApp.default_url=/lab/tree/START-HERE.md" in argv
+    assert (project / "my-work" / "course" / "01-x.ipynb").is_file()  # the learner's copies, made first
+    assert "copied to my-work/ for you: course/01-x.ipynb, exercises/01-x.ipynb" in capsys.readouterr().err
     assert ("--allow-root" in argv) is allow_root
     assert {"--no-browser", "--port=8123"} <= set(argv)
     assert argv[-1] == "--ServerApp.token=t"
-    assert Path(env["JUPYTER_CONFIG_DIR"]).is_relative_to(tmp_path)
+    assert Path(env["JUPYTER_CONFIG_DIR"]).is_relative_to(project)
+    settings = Path(env["JUPYTER_CONFIG_DIR"]) / jupyter.DOCMANAGER_SETTINGS
+    assert json.loads(settings.read_text()) == {"defaultViewers": {"markdown": "Markdown Preview"}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]  # nothing written beside it
 
 
 def test_mmlab_lab_without_jupyterlab_says_how_to_install_it(exec_calls, monkeypatch, capsys):
@@ -141,9 +157,20 @@ def test_mmlab_lab_without_jupyterlab_says_how_to_install_it(exec_calls, monkeyp
     assert f"{sys.executable} -m pip install 'jupyterlab" in err
 
 
-def test_mmlab_lab_with_a_missing_course_folder_says_so(exec_calls, tmp_path, capsys):
-    assert cli.main(["lab", "--dir", str(tmp_path / "nowhere")]) == 1
-    assert "no course folder" in capsys.readouterr().err
+def test_mmlab_lab_on_a_folder_that_is_not_a_project_says_so(exec_calls, tmp_path, capsys):
+    (tmp_path / "course").mkdir()
+    assert cli.main(["lab", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "is not an mmlab project (it has no exercises/ folder)" in err and "--dir PATH" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["course"]  # nothing written
+
+
+def test_markdown_opens_rendered_unless_the_learner_chose_otherwise(tmp_path):
+    assert jupyter.open_markdown_rendered(tmp_path)
+    settings = tmp_path / jupyter.DOCMANAGER_SETTINGS
+    settings.write_text('{"defaultViewers": {"markdown": "Editor"}}')  # changed in JupyterLab's settings
+    assert not jupyter.open_markdown_rendered(tmp_path)
+    assert "Editor" in settings.read_text()
 
 
 def test_jupyter_home_keeps_what_the_user_chose(tmp_path):
