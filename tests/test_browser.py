@@ -178,6 +178,9 @@ def test_a_course_notebook_runs_and_shows_its_diagrams_and_widgets(lab, tmp_path
                                 "'application/vnd.jupyter.stderr']").count() == 0
             page.locator(".jp-OutputArea-output.jp-RenderedSVG").first.scroll_into_view_if_needed()
             page.screenshot(path=SCREENSHOTS / "course-diagram.png")
+            for diagram in page.evaluate(DIAGRAM_FIT):
+                assert diagram["overflowing"] == [], f"labels outside their boxes in {diagram['title']}"
+                assert diagram["width"] <= diagram["column"] + 1, f"{diagram['title']} is wider than the notebook"
 
             explorer = page.locator(".jp-OutputArea-output .widget-vbox").last
             assert explorer.locator("svg g.graph").count() == 1  # the page-table diagram

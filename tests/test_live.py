@@ -161,7 +161,7 @@ def test_this_machine_has_everything_the_lab_uses():
 
 
 def test_the_live_command_prints_json_with_comparison_fingerprint_and_timing(capsys):
-    argv = ["live", "--scenario", "lazyfree-reclaim", "--runs", "1", "--timing-mib", "4", "--timing-repeats", "1"]
+    argv = ["live", "--scenario", "lazyfree-reclaim", "--runs", "2", "--timing-mib", "4", "--timing-repeats", "1"]
     status = cli.main([*argv, "--json"])
     document = json.loads(capsys.readouterr().out)
     assert status == 0
