@@ -19,8 +19,10 @@ import nbformat
 import pytest
 
 import mmlab
-from mmlab.grading import CheckFailed, check, learner, registry, variant
-from mmlab.grading.checks import _reclaim, _support, ex02_reverse_mapping, ex04_mlock, ex06_the_series, ex07_afterwards
+from mmlab.grading import learner, registry, variant
+from mmlab.grading.checks import _reclaim, _support, ex04_mlock, ex07_afterwards
+from mmlab.grading.exercises import ex02, ex06, ex07, reclaim
+from mmlab.grading.judge import check_here
 from mmlab.grading.notebooks import check_calls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,16 +52,16 @@ def reference(notebook: str) -> dict:
 @pytest.fixture
 def ada(monkeypatch):
     """The current learner is "ada", outside any grading run."""
-    for name in (learner.GRADED_LEARNER_ENV, "MMLAB_GRADE_RESULTS", "MMLAB_CHECK_PATH"):
+    for name in (learner.GRADED_LEARNER_ENV, "MMLAB_GRADING", "MMLAB_CHECK_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(learner, "_declared", None)
     monkeypatch.setenv(learner.LEARNER_ENV, "ada")
 
 
 def feedback(check_id: str, answer) -> str:
-    with pytest.raises(CheckFailed) as failed:
-        check(check_id, answer)
-    return str(failed.value)
+    verdict = check_here(check_id, answer)
+    assert verdict.status == "failed", verdict.message
+    return verdict.message
 
 
 # --- every check points at a section that exists ----------------------------------------------
@@ -122,7 +124,7 @@ def test_learners_get_their_own_numbers_in_every_exercise_that_has_numbers():
 def test_a_right_answer_for_one_learner_is_checked_against_another_learners_numbers(ada, monkeypatch):
     solve = registry.get_check("ex03-reclaim-counts").solve
     mine = solve(variant("ex03-reclaim-counts"))
-    check("ex03-reclaim-counts", mine)
+    assert check_here("ex03-reclaim-counts", mine).status == "passed"
     other = next(n for n in NAMES if solve(variant("ex03-reclaim-counts", n)) != mine)
     monkeypatch.setenv(learner.LEARNER_ENV, other)
     assert "What is wrong" in feedback("ex03-reclaim-counts", mine)
@@ -173,7 +175,7 @@ def _no_stable_fix(kernel, history):
 FEEDBACK = [
     ("ex01-thp-counters", _wrong_counters, ["Count every PMD split", "lecture 1, section 1.6"]),
     ("ex01-counts", lambda: _counts_without_pins, ["is wrong: the value for key 'refcount'", "section 1.5"]),
-    ("ex02-walk-pmd", lambda: ex02_reverse_mapping.walk_yields(_walk_that_never_ends_after_a_pmd), ["never ends"]),
+    ("ex02-walk-pmd", lambda: ex02.walk_yields(_walk_that_never_ends_after_a_pmd), ["never ends"]),
     ("ex04-mlock-calls", lambda: _half_locks_mlock, ["the value for key 'mlocked'", "lecture 4, section 4.3"]),
     (
         "ex05-mlock-table",
@@ -215,9 +217,9 @@ def test_a_stub_is_told_to_replace_itself(ada):
 
 
 def test_passing_says_honestly_that_hidden_checks_remain(ada, capsys):
-    check("ex06-discard", reference("06-the-series.ipynb")["discards"])
+    assert check_here("ex06-discard", reference("06-the-series.ipynb")["discards"]).status == "passed"
     assert "This was the public check only" in capsys.readouterr().out
-    check("ex06-v6-verdict", "none")
+    assert check_here("ex06-v6-verdict", "none").status == "passed"
     assert capsys.readouterr().out == "✔ ex06-v6-verdict passed (1 point).\n"
 
 
@@ -231,7 +233,7 @@ def test_a_6_10_step_that_ignores_pg_dirty_passes_the_public_cases_only(ada):
         clean = not step.entry_dirty and step.refcount == step.mapcount + 1
         return "discard PTE" if clean else "set swapbacked, abort"
 
-    check("ex03-ttu-step", only_the_pte_bit)
+    assert check_here("ex03-ttu-step", only_the_pte_bit).status == "passed"
     assert "is wrong: you gave 'discard PTE'" in feedback("ex03-ttu-step-more", only_the_pte_bit)
 
 
@@ -242,8 +244,8 @@ def test_a_walk_that_never_asks_which_folio_a_pmd_maps_passes_the_public_cases_o
     careless = walk.replace("            if entry.folio is not folio:\n                return not_found(pvmw)", "")
     assert careless != walk
     exec(careless, namespace)
-    yields = ex02_reverse_mapping.walk_yields(namespace["my_page_vma_mapped_walk"])
-    check("ex02-walk-pmd", yields)
+    yields = ex02.walk_yields(namespace["my_page_vma_mapped_walk"])
+    assert check_here("ex02-walk-pmd", yields).status == "passed"
     assert "my_page_vma_mapped_walk(Layout(other-thp)) is wrong" in feedback("ex02-walk-pmd-more", yields)
 
 
@@ -259,11 +261,11 @@ def test_an_experiment_that_needs_the_huge_zero_page_fails_where_there_is_none(m
         return p.thp_map(a, mmlab.HPAGE_PMD_SIZE) == "Z"
 
     with_zero_page = next(n for n in NAMES if variant("ex07-experiment", n).use_zero_page)
-    for name in (learner.GRADED_LEARNER_ENV, "MMLAB_GRADE_RESULTS"):
+    for name in (learner.GRADED_LEARNER_ENV, "MMLAB_GRADING"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(learner, "_declared", None)
     monkeypatch.setenv(learner.LEARNER_ENV, with_zero_page)
-    check("ex07-experiment", needs_zero_page)
+    assert check_here("ex07-experiment", needs_zero_page).status == "passed"
     assert "huge zero page off" in feedback("ex07-experiment-settings", needs_zero_page)
 
 
@@ -271,7 +273,7 @@ def test_an_experiment_that_needs_the_huge_zero_page_fails_where_there_is_none(m
 
 
 def test_the_experiments_expected_verdict_follows_the_models_profile(monkeypatch):
-    machine = ex07_afterwards.ExperimentMachine("6.18.44", thp="madvise", use_zero_page=True)
+    machine = ex07.ExperimentMachine("6.18.44", "madvise", True)
     assert ex07_afterwards.discards_at_pmd_level(machine) is False
     without_the_stable_fix = dataclasses.replace(mmlab.PROFILES["6.18.44"], pmd_lazyfree_discard=True)
     monkeypatch.setitem(mmlab.PROFILES, "6.18.44", without_the_stable_fix)
@@ -281,21 +283,21 @@ def test_the_experiments_expected_verdict_follows_the_models_profile(monkeypatch
 
 def test_each_step_decision_is_read_from_what_the_model_did():
     for recipe, expected in [
-        (_reclaim.Recipe("6.11"), "discard PMD"),
-        (_reclaim.Recipe("6.18.44"), "split PMD, restart"),
-        (_reclaim.Recipe("6.11-v6", locked=True), "mlock, abort"),
-        (_reclaim.Recipe("6.15", rewritten=3), "set swapbacked, abort"),
+        (reclaim.Recipe("6.11"), "discard PMD"),
+        (reclaim.Recipe("6.18.44"), "split PMD, restart"),
+        (reclaim.Recipe("6.11-v6", locked=True), "mlock, abort"),
+        (reclaim.Recipe("6.15", rewritten=3), "set swapbacked, abort"),
     ]:
         step, decision = _reclaim.observe(recipe)
         assert step.recipe == recipe and decision == expected, recipe
 
 
 def test_the_v6_calls_report_what_each_call_returned():
-    seen = ex06_the_series.run_calls("6.11", ["mlock", "MADV_FREE", "child exit"])
+    seen = ex06.run_calls("6.11", ["mlock", "MADV_FREE", "child exit"])
     assert seen["results"] == ["ok", "EINVAL", "no child"]
     assert seen["mlocked"] and seen["reads"] == 7 and not seen["restored a large folio's mlock in try_to_unmap_one"]
     with pytest.raises(ValueError, match="unknown call"):
-        ex06_the_series.run_calls("6.11", ["mlock everything"])
+        ex06.run_calls("6.11", ["mlock everything"])
 
 
 # --- the reference answers hold beyond the checked cases ------------------------------------------
@@ -318,7 +320,7 @@ def test_the_fork_rule_matches_the_model_on_a_grid():
 
 
 def recipes(kernel: str):
-    """Every way _reclaim.Recipe can prepare a folio, within what its steps allow."""
+    """Every way reclaim.Recipe can prepare a folio, within what its steps allow."""
     for thp, pte_mapped, lazyfree, rewritten, touched, pinned, shared, locked in itertools.product(
         (True, False), (False, True), (True, False), (None, 0, 7), (None, 7), (False, True), (False, True),
         (False, True),
@@ -327,7 +329,7 @@ def recipes(kernel: str):
             continue
         if shared and (pinned or rewritten is not None) or (not lazyfree and (rewritten is not None or touched)):
             continue
-        yield _reclaim.Recipe(kernel, thp, pte_mapped, lazyfree, rewritten, touched, pinned, shared, locked)
+        yield reclaim.Recipe(kernel, thp, pte_mapped, lazyfree, rewritten, touched, pinned, shared, locked)
 
 
 @pytest.mark.parametrize(
@@ -364,7 +366,7 @@ def test_on_this_kernel_says_in_one_line_why_it_cannot_run(monkeypatch, capsys):
     import mmlab.live
 
     monkeypatch.setattr(mmlab.live, "probe", lambda: mmlab.live.Environment("Linux", "6.1", thp="never"))
-    ex07_afterwards.on_this_kernel(reference("07-afterwards.ipynb")["discards_at_pmd_level"])
+    ex07.on_this_kernel(reference("07-afterwards.ipynb")["discards_at_pmd_level"])
     out = capsys.readouterr().out
     assert out.startswith("not run on this machine:") and out.count("\n") == 1
 
@@ -387,6 +389,6 @@ def test_the_reference_experiment_agrees_with_this_kernels_split_counter(capsys)
         splits = m.vmstat["thp_split_pmd"] - before  # global: other processes can only add to it
     if not (splits == 0 or splits >= nr):
         pytest.skip(f"thp_split_pmd moved by {splits} for {nr} THPs: noise, no clear answer")
-    ex07_afterwards.on_this_kernel(reference("07-afterwards.ipynb")["discards_at_pmd_level"])
+    ex07.on_this_kernel(reference("07-afterwards.ipynb")["discards_at_pmd_level"])
     out = capsys.readouterr().out
     assert ("does not discard" not in out) == (splits == 0), out

@@ -1,12 +1,14 @@
-"""Checks in the notebook: comparison, learner variants, the registry, and ``check`` itself (in-process)."""
+"""Checks in the notebook: comparison, plain data, learner variants, the registry, the judge and ``check``."""
 
-import json
 import random
+from dataclasses import dataclass
 
 import pytest
 
-from mmlab.grading import CheckBroken, CheckFailed, check, learner, register, register_variant, registry, variant
+from mmlab.grading import check, judge, learner, plain, registry, variant
+from mmlab.grading.answers import collect
 from mmlab.grading.compare import mismatch
+from mmlab.grading.registry import register, register_variant
 
 
 # --- compare ---------------------------------------------------------------------------
@@ -58,7 +60,7 @@ def unit_sizes(rng):
 
 @pytest.fixture
 def clean_learner(monkeypatch):
-    for name in (learner.GRADED_LEARNER_ENV, learner.LEARNER_ENV):
+    for name in (learner.GRADED_LEARNER_ENV, learner.LEARNER_ENV, learner.GRADED_VARIANTS_ENV, "MMLAB_GRADING"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(learner, "_declared", None)
 
@@ -88,6 +90,8 @@ def test_variants_are_per_learner_and_reproducible(clean_learner):
 
     seed = int.from_bytes(hashlib.sha256(b"ada\0unit-sizes").digest()[:8], "big")
     assert dict(ada) == unit_sizes(random.Random(seed))
+    hidden = learner.hidden_rng(ada).random()
+    assert hidden == learner.hidden_rng(variant("unit-sizes", "ada")).random() != random.Random(seed).random()
     assert "learner 'ada'" in repr(ada) and "pages=" in repr(ada)
     with pytest.raises(AttributeError, match="no parameter 'size'"):
         ada.size  # noqa: B018
@@ -149,76 +153,172 @@ def test_registration_refuses_bad_ids_and_points():
         register("unit-free", points=0, expects="x", section="y")
 
 
-# --- check() -----------------------------------------------------------------------------
-@pytest.fixture
-def results_file(tmp_path, monkeypatch, clean_learner):
-    path = tmp_path / "results.jsonl"
-    monkeypatch.setenv("MMLAB_GRADE_RESULTS", str(path))
-    monkeypatch.setenv(learner.LEARNER_ENV, "ada")
-    return path
+# --- plain data --------------------------------------------------------------------------
+@plain.record_type
+@dataclass(frozen=True)
+class Known:
+    kind: str
+    size: int = 0
 
 
-def records(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+@dataclass
+class Unknown:
+    name: str
 
 
-def test_a_passing_check_prints_to_stdout_only_and_mentions_hidden_checks(results_file, capsys):
-    v = variant("unit-sizes")
-    assert check("unit-pages", v.pages << v.order) is None
-    out, err = capsys.readouterr()
-    assert err == ""
-    assert out.startswith("✔ unit-pages passed (2 points).") and "1 hidden check runs" in out
-    assert records(results_file) == [{"check": "unit-pages", "status": "passed", "message": out.strip()}]
+@pytest.mark.parametrize(
+    "value, back",
+    [
+        ((1, [2, 3.5]), [1, [2, 3.5]]),
+        ({"a": None, "b": True}, {"a": None, "b": True}),
+        ({1, 3, 2}, {1, 2, 3}),
+        ({(1, 2): "x", 3: "y"}, {(1, 2): "x", 3: "y"}),
+        ({"$set": 1}, {"$set": 1}),
+        (float("inf"), float("inf")),
+        (Known("pmd", 2), Known("pmd", 2)),
+    ],
+)
+def test_plain_data_round_trips(value, back):
+    text = plain.dumps(plain.encode(value))
+    assert plain.decode(plain.loads(text)) == back
 
 
-def test_a_failing_check_raises_an_assertion_error_that_teaches(results_file, capsys, monkeypatch):
-    # a learner whose variant has order > 0, so the folio count is a wrong answer
+def test_an_unknown_dataclass_comes_back_as_a_read_only_record():
+    record = plain.round_trip(Unknown("ada"))
+    assert isinstance(record, plain.Record) and record.name == "ada" and record["name"] == "ada"
+    assert repr(record) == "Unknown(name='ada')"
+
+
+@pytest.mark.parametrize("value, words", [(print, "a function (print)"), ({"x": object()}, "builtins.object object")])
+def test_what_is_not_plain_is_refused_with_what_to_give_instead(value, words):
+    with pytest.raises(plain.NotPlain, match="answer with numbers") as refused:
+        plain.encode(value)
+    assert words in str(refused.value)
+
+
+def test_plain_text_from_a_sandbox_is_parsed_with_bounds():
+    with pytest.raises(plain.NotPlain, match="not valid JSON"):
+        plain.loads("{'a': 1}")
+    deep = "[" * 100 + "]" * 100
+    with pytest.raises(plain.NotPlain, match="nested"):
+        plain.encode(plain.decode(plain.loads(deep)))
+
+
+# --- collecting and judging -------------------------------------------------------------
+def test_collect_calls_a_function_on_each_case_and_keeps_each_outcome():
+    def answer(n):
+        if n == 1:
+            raise NotImplementedError
+        if n == 2:
+            raise KeyError("x")
+        return {"n": n, "set": {n}}
+
+    got = collect(lambda: answer, [[0], [1], [2]])
+    assert got["name"] == "answer"
+    assert got["results"] == [
+        {"value": {"n": 0, "set": {"$set": [0]}}},
+        {"stub": True},
+        {"error": "KeyError: 'x'"},
+    ]
+    assert collect(lambda: undefined_name, None) == {"error": "NameError: name 'undefined_name' is not defined"}  # noqa: F821
+    assert collect(lambda: answer, None) == {"function": "answer"}
+    assert "unplain" in collect(lambda: object(), None)
+
+
+def _verdict(check_id, collected, who="ada"):
+    spec = registry.get_check(check_id)
+    v = variant(spec.exercise, who)
+    return judge.judge(spec, v, judge.cases_for(spec, v), collected)
+
+
+def test_a_passing_value_mentions_the_hidden_checks(clean_learner):
+    v = variant("unit-sizes", "ada")
+    verdict = _verdict("unit-pages", {"value": v.pages << v.order})
+    assert (verdict.status, verdict.points) == ("passed", 2)
+    assert verdict.message.startswith("✔ unit-pages passed (2 points).") and "1 hidden check runs" in verdict.message
+
+
+def test_a_wrong_value_teaches_and_names_the_misconception(clean_learner):
     name = next(n for n in ("ada", "bob", "cy", "dee", "eve") if variant("unit-sizes", n).order)
-    monkeypatch.setenv(learner.LEARNER_ENV, name)
-    v = variant("unit-sizes")
-    with pytest.raises(AssertionError) as raised:
-        check("unit-pages", v.pages)
-    assert isinstance(raised.value, CheckFailed)
-    message = str(raised.value)
-    assert message.splitlines() == [
+    v = variant("unit-sizes", name)
+    verdict = _verdict("unit-pages", {"value": v.pages}, who=name)
+    assert (verdict.status, verdict.points) == ("failed", 0)
+    assert verdict.message.splitlines() == [
         "✘ unit-pages failed (0 of 2 points).",
         f"Expected: the number of base pages in {v.pages} pages of order {v.order}.",
         f"What is wrong: you gave {v.pages}, which is too small. That is the folio count, not the page count.",
         "Reread: lecture 1, section 'Folios'.",
     ]
-    assert capsys.readouterr().err == ""
-    assert records(results_file)[0]["status"] == "failed"  # written before the raise
 
 
-def test_a_function_answer_is_called_on_the_cases(results_file):
-    check("unit-double", lambda n: n + n)
-    with pytest.raises(CheckFailed, match=r"<lambda>\(21\) is wrong: you gave 22, which is too small"):
-        check("unit-double", lambda n: 0 if n == 0 else n + 1)
+register(
+    "unit-table",
+    points=2,
+    expects="a dict of two counts",
+    section="lecture 1",
+    mistakes={"KiB are not pages.": lambda v: {"rss": 8, "lazy": 4}},
+)(lambda v: {"rss": 2, "lazy": 1})
+
+
+def test_a_misconception_is_named_even_when_it_is_not_the_only_mistake(clean_learner):
+    verdict = _verdict("unit-table", {"value": {"rss": 8, "lazy": 99}})
+    assert "KiB are not pages." in verdict.message
+    assert "KiB are not pages." not in _verdict("unit-table", {"value": {"rss": 3, "lazy": 99}}).message
+
+
+def test_a_function_answer_earns_points_per_input(clean_learner):
+    assert _verdict("unit-double", collect(lambda: lambda n: n + n, [[0], [21]])).status == "passed"
+    half = _verdict("unit-double", collect(lambda: lambda n: 0 if n == 0 else n + 1, [[0], [21]]))
+    assert (half.status, half.points, half.max_points) == ("failed", 0.5, 1)
+    assert "1 of 2 inputs right" in half.message and "<lambda>(21) is wrong: you gave 22" in half.message
 
     def stub(n):
         raise NotImplementedError()
 
-    with pytest.raises(CheckFailed, match=r"stub\(0\) raised NotImplementedError: replace the stub"):
-        check("unit-double", stub)
-    with pytest.raises(CheckFailed, match="but a function is expected"):
-        check("unit-double", 42)
+    assert "stub(0): it raised NotImplementedError" in _verdict("unit-double", collect(lambda: stub, [[0]])).message
+    assert "but a function is expected" in _verdict("unit-double", collect(lambda: 42, [[0]])).message
 
 
-def test_a_broken_check_says_it_is_not_the_learners_fault(results_file):
-    with pytest.raises(CheckBroken, match="fault in the course"):
-        check("unit-broken", 1)
-    assert records(results_file)[0]["status"] == "error"
+@pytest.mark.parametrize(
+    "forged",
+    [{}, {"results": "x"}, {"results": [{"value": {"$record": 1}}]}, {"value": [[[[]]]]}, {"results": [None, 7]}],
+)
+def test_forged_or_malformed_answers_are_judged_not_crashed_on(clean_learner, forged):
+    for check_id in ("unit-pages", "unit-double"):
+        verdict = _verdict(check_id, forged)
+        assert verdict.status in ("failed", "error") and verdict.points == 0
 
 
-def test_graded_as_another_learner_is_explained(results_file, monkeypatch):
-    learner.learner_id("ada")
-    monkeypatch.setenv(learner.GRADED_LEARNER_ENV, "ada-folder")
-    with pytest.raises(CheckFailed, match=r"graded as learner 'ada-folder' \(your submission folder\)"):
-        check("unit-pages", -1)
+def test_an_answer_that_raised_is_an_error(clean_learner):
+    verdict = _verdict("unit-pages", {"error": "NameError: name 'answer' is not defined"})
+    assert verdict.status == "error" and "computing your answer raised NameError" in verdict.message
 
 
-def test_without_a_results_file_nothing_is_recorded(clean_learner, monkeypatch, tmp_path):
-    monkeypatch.delenv("MMLAB_GRADE_RESULTS", raising=False)
-    monkeypatch.chdir(tmp_path)
-    check("unit-double", _reference_double)
-    assert list(tmp_path.iterdir()) == []
+def test_a_broken_check_says_it_is_not_the_learners_fault(clean_learner):
+    verdict = _verdict("unit-broken", {"value": 1})
+    assert verdict.status == "error" and "fault in the course" in verdict.message
+
+
+# --- check() in a learner's notebook ------------------------------------------------------
+def test_check_shows_the_verdict_and_never_raises(clean_learner, monkeypatch, capsys):
+    monkeypatch.setenv(learner.LEARNER_ENV, "ada")
+    v = variant("unit-sizes")
+    assert check("unit-pages", v.pages << v.order) is None
+    assert capsys.readouterr().out.startswith("✔ unit-pages passed")
+    assert check("unit-pages", -1) is None  # a failure is shown, and the notebook goes on
+    out = capsys.readouterr().out
+    assert out.startswith("✘ unit-pages failed (0 of 2 points).") and "Reread: lecture 1" in out
+
+
+def test_in_a_graded_kernel_check_judges_nothing(clean_learner, monkeypatch, capsys):
+    monkeypatch.setenv("MMLAB_GRADING", "1")
+    check("unit-broken", 1)  # would report a broken check if it were judged here
+    assert "the grader checks this answer" in capsys.readouterr().out
+
+
+def test_a_graded_kernel_reads_its_variants_from_the_grader(clean_learner, monkeypatch):
+    monkeypatch.setenv(learner.GRADED_LEARNER_ENV, "ada")
+    monkeypatch.setenv(learner.GRADED_VARIANTS_ENV, '{"unit-sizes": {"pages": 5, "order": [1, 2]}}')
+    v = variant("unit-sizes")
+    assert (v.pages, v.order, v.learner) == (5, [1, 2], "ada")
+    assert dict(variant("unit-no-such-variant")) == {}

@@ -10,22 +10,31 @@ import csv
 import hashlib
 import io
 import json
+import os
+import socket
 import sqlite3
+from pathlib import Path
 
 import pytest
 from fixtures.grading import corpus
 
 from mmlab.grading import cli_grade
-from mmlab.grading.sandbox import can_contain
+from mmlab.grading.sandbox import sandbox_problem
+
+pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}")
 
 PAGES, HUGE = corpus.PAGES, corpus.HUGE
 PUBLIC, HIDDEN = "fixture-huge-pages", "fixture-huge-pages-edges"
+BOTH = {(PAGES, "fixture-pages"): "passed", (HUGE, PUBLIC): "passed", (HUGE, HIDDEN): "passed"}
 
-# (learner, notebook, check) -> status, for every row grades.csv must have.
+
+def everything(learner, status="passed"):
+    return {(learner, notebook, check): status for notebook, check in BOTH}
+
+
+# (learner, notebook, check) -> status, for every row grades.csv must have but "missing" ones.
 EXPECTED = {
-    ("ada", PAGES, "fixture-pages"): "passed",
-    ("ada", HUGE, PUBLIC): "passed",
-    ("ada", HUGE, HIDDEN): "passed",
+    **everything("ada"),
     ("bad-json", PAGES, "fixture-pages"): "unreadable",
     ("bomb", PAGES, "fixture-pages"): "error",
     ("cheater", PAGES, "fixture-pages"): "error",
@@ -40,9 +49,7 @@ EXPECTED = {
     ("loop", PAGES, "fixture-pages"): "error",
     ("markdown", PAGES, "fixture-pages"): "passed",
     ("missing", PAGES, "fixture-pages"): "passed",
-    ("no-ids", PAGES, "fixture-pages"): "passed",
-    ("no-ids", HUGE, PUBLIC): "passed",
-    ("no-ids", HUGE, HIDDEN): "passed",
+    **everything("no-ids"),
     ("old-format", PAGES, "fixture-pages"): "passed",
     ("other-id", PAGES, "fixture-pages"): "passed",
     ("stubborn", PAGES, "fixture-pages"): "not-run",
@@ -56,8 +63,31 @@ EXPECTED = {
     ("wrong", PAGES, "fixture-pages"): "failed",
     ("wrong", HUGE, PUBLIC): "passed",
     ("wrong", HUGE, HIDDEN): "failed",
+    # the red team
+    **everything("<img src=x onerror=alert(1)>"),
+    **everything("caf\\xe9"),
+    ("daemon", PAGES, "fixture-pages"): "passed",
+    ("disk", PAGES, "fixture-pages"): "error",
+    ("fork-bomb", PAGES, "fixture-pages"): "error",
+    ("garbage", PAGES, "fixture-pages"): "unreadable",
+    ("garbage", HUGE, PUBLIC): "unreadable",
+    ("garbage", HUGE, HIDDEN): "unreadable",
+    ("hooks", PAGES, "fixture-pages"): "error",
+    ("hooks", HUGE, PUBLIC): "failed",
+    ("hooks", HUGE, HIDDEN): "failed",
+    ("key", PAGES, "fixture-pages"): "failed",
+    ("network", PAGES, "fixture-pages"): "failed",
+    **everything("no-checks"),
+    ("redefined", PAGES, "fixture-pages"): "failed",
+    ("renamed", HUGE, PUBLIC): "passed",
+    ("renamed", HUGE, HIDDEN): "passed",
+    ("saboteur", PAGES, "fixture-pages"): "failed",
+    ("symlink", PAGES, "fixture-pages"): "unreadable",
+    ("wrong-exercise", PAGES, "fixture-pages"): "wrong-notebook",
+    **everything("linked", "unreadable"),
 }
 POINTS = {"fixture-pages": 2, PUBLIC: 3, HIDDEN: 1}
+CHEATS = ("forger", "hooks", "key", "redefined", "saboteur", "tamper", "network")
 
 
 def grade_args(submissions, out, sources, jobs=2):
@@ -89,14 +119,26 @@ def digest(folder):
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    outside = root / "outside.txt"
+    outside.write_text("untouched")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MMLAB_CHECK_PATH", str(corpus.CHECKS_DIR))
         sources = corpus.write_sources(root / "course" / "solutions")
-        submissions = corpus.write_submissions(root / "submissions", sources)
+        subs = root / "submissions"
+        targets = {"ada": str(subs / "ada" / PAGES), "grades": str(root / "out" / "grades.csv"), "out": str(outside)}
+        submissions = corpus.write_submissions(subs, sources, targets=targets, port=listener.getsockname()[1])
         before = digest(submissions)
         summary, progress = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(summary), contextlib.redirect_stderr(progress):
             status = cli_grade.run(grade_args(submissions, root / "out", sources))
+    try:
+        listener.accept()
+        reached = True
+    except BlockingIOError:
+        reached = False
+    listener.close()
     return {
         "root": root,
         "out": root / "out",
@@ -105,6 +147,8 @@ def graded(tmp_path_factory):
         "submissions": submissions,
         "summary": summary.getvalue(),
         "progress": progress.getvalue(),
+        "reached": reached,
+        "outside": outside,
     }
 
 
@@ -128,36 +172,72 @@ def test_a_notebook_not_submitted_is_graded_missing_and_costs_no_other_row(grade
     got = by_key(graded["out"])
     learners = {key[0] for key in EXPECTED}
     for learner in learners:
-        for notebook, checks in ((PAGES, ["fixture-pages"]), (HUGE, [PUBLIC, HIDDEN])):
-            for check in checks:
-                row = got[(learner, notebook, check)]
-                if (learner, notebook, check) not in EXPECTED:
-                    assert row["status"] == "missing" and row["points"] == "0"
+        for notebook, check in BOTH:
+            row = got[(learner, notebook, check)]
+            if (learner, notebook, check) not in EXPECTED:
+                assert row["status"] == "missing" and row["points"] == "0"
     assert len(got) == 3 * len(learners)
     assert "02-huge-final.ipynb" in got[("missing", HUGE, PUBLIC)]["message"]
 
 
-def test_points_are_all_or_nothing_per_check(graded):
+def test_points_follow_the_status_with_partial_credit_for_functions(graded):
     for row in rows(graded["out"]):
         assert row["max_points"] == str(POINTS[row["check"]])
-        assert row["points"] == (row["max_points"] if row["status"] == "passed" else "0")
+        if row["status"] == "passed":
+            assert row["points"] == row["max_points"]
+        elif row["status"] != "failed" or row["check"] == "fixture-pages":
+            assert row["points"] == "0", row
+    got = by_key(graded["out"])
+    assert float(got[("wrong", HUGE, HIDDEN)]["points"]) == pytest.approx(1 / 3)  # right at one of three edges
+    assert "1 of 3 inputs right" in got[("wrong", HUGE, HIDDEN)]["message"]
 
 
-def test_messages_say_what_happened(graded):
+def test_no_cheat_scores_more_than_the_blank_stub(graded):
+    got = by_key(graded["out"])
+    for learner in CHEATS:
+        for notebook, check in BOTH:
+            row = got[(learner, notebook, check)]
+            stub = got[("stubs", notebook, check)]
+            if row["status"] != "missing":
+                assert float(row["points"]) <= float(stub["points"]) + (check == HIDDEN), (learner, row)
+
+
+def test_graded_code_sees_no_key_no_network_and_changes_nothing_outside(graded):
+    assert digest(graded["submissions"]) == graded["before"]
+    assert graded["outside"].read_text() == "untouched"
+    assert not graded["reached"]
+    page = (graded["out"] / "learners" / "key" / "01-pages.html").read_text()
+    assert "importable: []" in page
+    assert "MMLAB_GRADED_VARIANTS" in page and "MMLAB_CHECK_PATH" not in page and "PYTEST" not in page
+    assert "no network" in (graded["out"] / "learners" / "network" / "01-pages.html").read_text()
+    ada = by_key(graded["out"])
+    assert all(ada[("ada", n, c)]["status"] == "passed" for n, c in BOTH)
+
+
+def test_every_process_a_notebook_started_is_gone(graded):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert b"987654" not in command and b"mmlab-k-" not in command, command
+
+
+def test_messages_name_the_cause(graded):
     got = by_key(graded["out"])
 
     def message(learner, notebook=PAGES, check="fixture-pages"):
         return got[(learner, notebook, check)]["message"]
 
     assert "MemoryError" in message("bomb") and "1024 MiB" in message("bomb")
-    assert "stopped after 4 s" in message("loop")
+    assert "stopped after 4 s (the cell time limit)" in message("loop")
     assert "ignored the interrupt" in message("stubborn")
-    assert "kernel died" in message("exits") and "os._exit" in message("exits")
-    assert "kernel died" in message("killed", HUGE, HIDDEN)
+    assert "kernel died" in message("exits")
+    assert "kernel died" in message("killed", HUGE, HIDDEN) and "killed" in message("killed", HUGE, HIDDEN)
+    assert "BlockingIOError" in message("fork-bomb")
+    assert "No space left" in message("disk") or "larger than 64 MiB" in message("disk")
     assert "not valid notebook JSON" in message("bad-json")
-    assert "no access to solutions" in message("cheater", HUGE, PUBLIC)
-    if can_contain():  # the absolute path is hidden only where the grader can make namespaces
-        assert "no access to solutions" in message("cheater")
+    assert "see no files but their own" in message("cheater")
     assert "NotImplementedError" in message("stubs")
     assert "replace the stub" in message("stubs", HUGE, PUBLIC)
     wrong = message("wrong")
@@ -165,6 +245,9 @@ def test_messages_say_what_happened(graded):
     assert "too large" in wrong and "size in KiB" in wrong and "Reread: the fixture lecture" in wrong
     assert "huge_pages_needed(0)" in message("wrong", HUGE, HIDDEN)
     assert "1 hidden check runs" in message("ada", HUGE, PUBLIC)
+    assert "holds the answers of 02-huge.ipynb" in message("wrong-exercise")
+    assert "symbolic link" in message("symlink") and "symbolic link" in message("linked")
+    assert "gave the grader no answer" in message("hooks")
 
 
 def test_notes_record_what_was_repaired(graded):
@@ -176,18 +259,16 @@ def test_notes_record_what_was_repaired(graded):
     assert "format 3" in notes[f"old-format/{PAGES}"]
     assert "markdown cell" in notes[f"markdown/{PAGES}"]
     assert "matched by their position" in notes[f"no-ids/{HUGE}"]
+    assert "02-huge (1).ipynb was graded in its place" in notes[f"renamed/{HUGE}"]
+    assert "learner_id('somebody-else')" in notes[f"other-id/{PAGES}"]
     assert statuses[f"stubborn/{PAGES}"] == "timeout"
     assert statuses[f"exits/{PAGES}"] == "kernel-died"
     assert statuses[f"ada/{PAGES}"] == "graded"
 
 
-def test_submissions_are_never_modified(graded):
-    assert digest(graded["submissions"]) == graded["before"]
-
-
 def test_gradescope_results_per_learner(graded):
     wrong = json.loads((graded["out"] / "learners" / "wrong" / "results.json").read_text())
-    assert wrong["score"] == 3
+    assert wrong["score"] == pytest.approx(3 + 1 / 3)
     tests = {t["name"]: t for t in wrong["tests"]}
     assert tests[f"{HUGE}: {HIDDEN}"]["visibility"] == "after_due_date"
     assert tests[f"{HUGE}: {HIDDEN}"]["status"] == "failed"
@@ -204,34 +285,38 @@ def test_gradescope_results_per_learner(graded):
 
 
 def test_feedback_pages_show_results_but_not_hidden_check_code(graded):
-    page = (graded["out"] / "learners" / "wrong" / "02-huge.html").read_text()
+    learners = graded["out"] / "learners"
+    page = (learners / "wrong" / "02-huge.html").read_text()
     assert "fixture-huge-pages-edges (hidden)" in page and "huge_pages_needed(0)" in page
     assert 'check("fixture-huge-pages-edges"' not in page and "HIDDEN TESTS" not in page
     assert "return n // 2**21 + 1" in page  # the learner's own code is shown
-    flood = (graded["out"] / "learners" / "flood" / "01-pages.html").read_text()
+    flood = (learners / "flood" / "01-pages.html").read_text()
     assert "The grader cut this cell" in flood and len(flood) < 1_000_000
+    missing = (learners / "missing" / "02-huge.html").read_text()
+    assert "No notebook named 02-huge.ipynb was submitted" in missing
+    html = (learners / "<img src=x onerror=alert(1)>" / "01-pages.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+    assert (learners / "caf\\xe9" / "02-huge.html").is_file()
 
 
 def test_the_run_reports_progress_and_ends_with_a_summary_table(graded):
-    assert graded["progress"].count("\n") == 40  # one line per learner and notebook (not a terminal)
-    assert "[40/40]" in graded["progress"]
+    learners = len({key[0] for key in EXPECTED})
+    assert graded["progress"].count("\n") == 2 * learners  # one line per learner and notebook (not a terminal)
+    assert f"[{2 * learners}/{2 * learners}]" in graded["progress"]
     lines = graded["summary"].splitlines()
     assert lines[0].split() == ["notebook", "learners", "mean", "max", "checks", "passed", "problems"]
+    passed = sum(status == "passed" for (_, notebook, _), status in EXPECTED.items() if notebook == PAGES)
     pages = next(line for line in lines if line.startswith(PAGES)).split()
-    assert pages[1:3] == ["20", "0.9"]  # 9 of the 20 learners passed 2 points: 18 / 20
-    assert lines[-1].startswith("Graded 20 learner(s) x 2 notebook(s)")
+    assert pages[1:3] == [str(learners), f"{2 * passed / learners:.1f}"]
+    assert lines[-1].startswith(f"Graded {learners} learner(s) x 2 notebook(s)")
 
 
-def test_a_forged_result_line_does_not_count(graded):
-    assert by_key(graded["out"])[("forger", PAGES, "fixture-pages")]["points"] == "0"
-
-
-def test_out_inside_or_equal_to_submissions_is_refused(graded, capsys):
+def test_out_overlapping_submissions_is_refused(graded, capsys):
     submissions = graded["submissions"]
-    for out in (submissions, submissions / "ada" / "results"):
+    for out in (submissions, submissions / "ada" / "results", submissions.parent):
         args = grade_args(submissions, out, graded["root"] / "course" / "solutions")
         assert cli_grade.run(args) == 2
-        assert "inside the submissions folder" in capsys.readouterr().err
+        assert "overlap" in capsys.readouterr().err
     assert not (submissions / "grades.csv").exists() and not (submissions / "ada" / "results").exists()
 
 

@@ -73,6 +73,7 @@ def assemble(source: nbformat.NotebookNode, name: str, cells: list[SubmittedCell
         if hidden and secret:
             restored.append(Slot(HIDDEN, "code", secret, f"{spec.grade_id}:hidden", spec.hidden_checks))
         at = _check_position(slots, spec, graded[:position], unmarked)
+        at = max(at, _after_own_answers(slots, graded[:position]))
         slots[at:at] = restored
     slots = [s for s in slots if s.role != PLACEHOLDER]
     slots.insert(0, Slot(PREAMBLE, "code", PREAMBLE_SOURCE))
@@ -150,6 +151,17 @@ def _check_position(slots: list[Slot], spec: GradedCell, before: list[GradedCell
     ):
         at += 1
     return at
+
+
+def _after_own_answers(slots: list[Slot], before: list[GradedCell]) -> int:
+    """The first position after every answer cell a check checks (the answers since the previous check)."""
+    own = []
+    for earlier in reversed(before):
+        if earlier.role == CHECK:
+            break
+        own.append(earlier.grade_id)
+    positions = [i for i, s in enumerate(slots) if s.role == SOLUTION and s.grade_id in own]
+    return max(positions) + 1 if positions else 0
 
 
 def _anchor(slots: list[Slot], before: list[GradedCell]) -> int | None:

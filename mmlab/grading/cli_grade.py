@@ -1,19 +1,22 @@
 """``mmlab grade SUBMISSIONS --out DIR``: grade every learner's notebooks (see mmlab.grading.grader).
 
 SUBMISSIONS holds one folder per learner, named by the learner's id, with the notebooks
-named as in ``exercises/``. The folder name is the learner id the checks use.
+named as in ``exercises/``. The folder name is the learner id the checks use. Each notebook's
+kernel runs in a bubblewrap sandbox; without bubblewrap, grading refuses to run learners'
+code unless ``--unsafe`` says to run it unconfined (only for notebooks you trust).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from .gradebook import points_text
 from .grader import GradeRun, GradingError, grade
-from .sandbox import Limits, can_contain
+from .sandbox import Limits, sandbox_problem
 
 MIN_MEMORY_MB = 256
 
@@ -33,7 +36,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=Path("solutions"),
         help="the source notebooks, with solutions and hidden checks (default: solutions)",
     )
-    parser.add_argument("--jobs", "-j", type=int, default=1, help="notebooks graded at once (default: 1)")
+    parser.add_argument(
+        "--assignment",
+        "-a",
+        action="append",
+        default=[],
+        metavar="NOTEBOOK",
+        help="grade this assignment only (repeatable; default: every one some learner submitted)",
+    )
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=os.cpu_count() or 1, help="notebooks graded at once (default: CPUs)"
+    )
+    parser.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="run notebooks without the sandbox (never for untrusted work: it can read and write as you)",
+    )
     parser.add_argument(
         "--cell-timeout",
         type=float,
@@ -66,16 +84,27 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not can_contain():
+    problem = sandbox_problem()
+    if problem and not args.unsafe:
         print(
-            "mmlab grade: note: not running as root (or no `unshare`), so notebooks are not isolated from "
-            f"{args.source}: grade as a user who cannot read it.",
+            f"mmlab grade: refusing to run learners' notebooks without a sandbox: {problem}.\n"
+            "Install bubblewrap and run again; or, only for notebooks you trust, add --unsafe.",
             file=sys.stderr,
         )
+        return 2
+    if args.unsafe:
+        print("mmlab grade: --unsafe: notebooks run without the sandbox, as you.", file=sys.stderr)
     limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb)
     try:
         result = grade(
-            args.submissions, args.out, source=args.source, limits=limits, jobs=args.jobs, progress=not args.quiet
+            args.submissions,
+            args.out,
+            source=args.source,
+            limits=limits,
+            assignments=args.assignment,
+            jobs=args.jobs,
+            unsafe=args.unsafe,
+            progress=not args.quiet,
         )
     except GradingError as error:
         print(f"mmlab grade: {error}", file=sys.stderr)

@@ -1,28 +1,27 @@
-"""Turn what a run left behind into one result per check, with a status and a message.
+"""Turn one run's result into one result per check, each with a status and a message that names the cause.
 
-The worker's cell log says which cells started and ended and how; the checks' results file
-says what each check concluded. A check counts only if its result was written while its own
-(restored) check cell ran, so a learner calling ``check`` elsewhere changes nothing. A check
-that left no result gets a status that says why: its cell raised something else (``error``),
-ran out of time (``timeout``), or never ran because the kernel died or time ran out earlier
-(``not-run``), with the reason, and the error of the learner's cell that probably caused it.
+The worker's result holds a verdict for every answer it collected, and what happened to
+every cell. A check without a verdict gets a status that says why: the request for its
+answer ran out of time (``timeout``) or failed (``error``), or it never ran because the
+kernel died, hit a limit, or time ran out earlier (``not-run``). Where a learner's cell
+failed before a check (it looped, ran out of memory, raised), the check's message names
+that cell and its fate, not only the NameError that followed.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .assemble import FREE, HIDDEN, Slot
-from .checking import ERROR, FAILED, PASSED
+from .judge import ERROR, FAILED, PASSED
 from .notebooks import CHECK, SOLUTION
 from .registry import Check
-from .sandbox import Limits, RunFiles, RunReport
+from .sandbox import Limits
 
 TIMEOUT, NOT_RUN, MISSING, UNREADABLE, GRADER_ERROR = "timeout", "not-run", "missing", "unreadable", "grader-error"
+WRONG_NOTEBOOK = "wrong-notebook"
 GRADED, KERNEL_DIED, KERNEL_FAILED = "graded", "kernel-died", "kernel-failed"
-CHECK_STOPPERS = ("CheckFailed", "CheckBroken")
+__all__ = ["ERROR", "FAILED", "PASSED"]
 
 
 @dataclass(frozen=True)
@@ -60,74 +59,23 @@ def unrun(checks: list[Check], status: str, message: str) -> list[CheckResult]:
     return [CheckResult(c.id, 0, c.points, status, message, c.hidden) for c in checks]
 
 
-@dataclass
-class Timeline:
-    """What the worker's log says happened, cell by cell."""
-
-    starts: dict[int, int] = field(default_factory=dict)
-    ends: dict[int, dict] = field(default_factory=dict)
-    stop: dict | None = None
-
-    @classmethod
-    def read(cls, path: Path) -> Timeline:
-        timeline = cls()
-        for event in _json_lines(path):
-            kind = event.get("event")
-            if kind == "start":
-                timeline.starts[event["index"]] = event["offset"]
-            elif kind == "end":
-                timeline.ends[event["index"]] = event
-            elif kind in ("died", "deadline", "stuck", "kernel-failed", "worker-error") and timeline.stop is None:
-                timeline.stop = event
-        return timeline
-
-
-def _json_lines(path: Path) -> list[dict]:
-    """The JSON objects of a JSON-lines file; a line cut short by a kill is skipped."""
-    if not path.is_file():
-        return []
-    objects = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            objects.append(value)
-    return objects
-
-
-def _records(path: Path) -> list[tuple[int, dict]]:
-    """Each check result with the byte offset where it starts in the results file."""
-    if not path.is_file():
-        return []
-    records, offset = [], 0
-    for line in path.read_bytes().splitlines(keepends=True):
-        try:
-            value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            value = None
-        if isinstance(value, dict) and value.get("status") in (PASSED, FAILED, ERROR):
-            records.append((offset, value))
-        offset += len(line)
-    return records
-
-
 class Interpreter:
-    """Reads one run's files and judges each check of the assembled notebook."""
+    """Reads one run's result (``worker.grade``) and judges each check of the assembled notebook."""
 
-    def __init__(self, slots: list[Slot], files: RunFiles, report: RunReport, limits: Limits):
+    def __init__(self, slots: list[Slot], result: dict, *, killed: bool, limits: Limits):
         self.slots = slots
-        self.timeline = Timeline.read(files.log)
-        self.records = _records(files.results)
-        self.report = report
+        self.verdicts = result.get("verdicts", {})
+        self.cells = {int(k): v for k, v in result.get("cells", {}).items()}
+        self.collected = result.get("collected", {})
+        failed = {"event": "worker-error", "message": result["error"]} if "error" in result else None
+        self.stop = result.get("stop") or failed
+        self.killed = killed
         self.limits = limits
-        self.files = files
 
     def notebook_status(self) -> str:
-        if self.report.killed:
+        if self.killed:
             return TIMEOUT
-        kind = (self.timeline.stop or {}).get("event")
+        kind = (self.stop or {}).get("event")
         return {
             "died": KERNEL_DIED,
             "deadline": TIMEOUT,
@@ -143,98 +91,82 @@ class Interpreter:
                 continue
             for check_id in slot.checks:
                 spec = specs[check_id]
-                status, message = self._judge(index, slot, check_id)
-                if status in (ERROR, TIMEOUT):
+                verdict = self.verdicts.get(check_id)
+                if verdict is not None:
+                    status, points, message = verdict["status"], verdict["points"], verdict["message"]
+                    if status == ERROR:
+                        message = message.replace("\nReread:", f"{self._earlier_failure(index)}\nReread:", 1)
+                else:
+                    status, message = self._without_answer(index, check_id)
+                    points = 0
                     message += f"\nReread: {spec.section}."
-                points = spec.points if status == PASSED else 0
                 results.append(CheckResult(check_id, points, spec.points, status, message, spec.hidden))
         return results
 
-    def _judge(self, index: int, slot: Slot, check_id: str) -> tuple[str, str]:
-        start = self.timeline.starts.get(index)
-        end = self.timeline.ends.get(index)
-        if start is None:
-            return NOT_RUN, f"Not run: {self._why_stopped()}"
-        window_end = end["offset"] if end else float("inf")
-        mine = [r for offset, r in self.records if start <= offset < window_end and r.get("check") == check_id]
-        if mine:
-            return mine[-1]["status"], self._clean(str(mine[-1].get("message", "")))
-        cause = self._earlier_error(index)
-        if end is None:
-            stopped = TIMEOUT if self.report.killed else ERROR
-            return stopped, f"The check did not finish: {self._why_stopped()}{cause}"
-        if end["status"] == "timeout":
-            return TIMEOUT, f"The check cell was {end['evalue']}; does your code loop forever?{cause}"
-        if end["status"] == "error" and end.get("ename") in CHECK_STOPPERS:
-            return NOT_RUN, "Not run: an earlier check in the same cell failed, which stops the cell."
-        if end["status"] == "error":
-            return ERROR, f"The check could not run: its cell raised {self._error_text(end)}.{cause}"
-        return ERROR, "The check cell ran but reported no result (was `check` redefined in the notebook?)."
+    def _without_answer(self, index: int, check_id: str) -> tuple[str, str]:
+        fate = self.collected.get(check_id)
+        cause = self._earlier_failure(index)
+        if fate is None:
+            return NOT_RUN, f"Not run: {self._why_stopped()}{cause}"
+        if fate["status"] == "timeout":
+            return TIMEOUT, f"Collecting your answer was {fate['evalue']}; does your code loop forever?{cause}"
+        if fate.get("ename") == "NoAnswer":
+            return ERROR, "Your notebook gave the grader no answer here (did it change mmlab or IPython's display?)."
+        return ERROR, f"Your answer could not be collected: {self._error_text(fate)}.{cause}"
 
     def _why_stopped(self) -> str:
-        stop = self.timeline.stop or {}
+        stop = self.stop or {}
         kind = stop.get("event")
         where = self._label(stop.get("index"))
-        if self.report.killed:
+        if self.killed:
             return f"grading of this notebook was stopped after {self.limits.wall_seconds:g} s."
         if kind == "died":
+            how = {
+                "cpu": f"it used up its {self.limits.cpu_seconds} s of CPU time",
+                "disk": f"it wrote a file larger than {self.limits.disk_mb} MiB",
+                "killed": "it was killed (most often: out of memory)",
+            }.get(stop.get("how"), "it crashed, exited, or was killed")
             return (
-                f"the kernel died while running {where} (it crashed, called os._exit, was killed, "
-                f"or hit the {self.limits.memory_mb} MiB memory limit)."
+                f"the kernel died while running {where}: {how}. A notebook may use at most "
+                f"{self.limits.memory_mb} MiB, {self.limits.processes} processes and "
+                f"{self.limits.cpu_seconds} s of CPU time."
             )
         if kind == "deadline":
             return f"the notebook used up its {self.limits.notebook_timeout:g} s time limit before this cell."
         if kind == "stuck":
             return f"{where} ran past its time limit and ignored the interrupt, so grading stopped there."
         if kind == "kernel-failed":
-            return f"the notebook's kernel could not start ({self._clean(stop.get('message', ''))})."
+            return f"the notebook's kernel could not start ({stop.get('message', '')})."
         if kind == "worker-error":
-            return f"the grader failed while running the notebook ({self._clean(stop.get('message', ''))})."
-        if self.report.returncode:
-            return (
-                f"the process that runs notebooks failed (exit status {self.report.returncode}) before this cell: "
-                f"{self._last_words()}"
-            )
+            return f"the grader failed while running the notebook ({stop.get('message', '')}); please report it."
         return "the run ended before this cell."
 
-    def _last_words(self) -> str:
-        """The last line the worker printed (with a memory limit too small to start Python: MemoryError)."""
-        try:
-            lines = self.files.worker_output.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        except FileNotFoundError:
-            lines = []
-        return self._clean(lines[-1][:300]) if lines else "it printed nothing."
-
-    def _earlier_error(self, index: int) -> str:
+    def _earlier_failure(self, index: int) -> str:
         """' Earlier, <cell> raised X.' for the nearest failed learner cell since the previous check."""
         for earlier in range(index - 1, -1, -1):
             slot = self.slots[earlier]
             if slot.role in (CHECK, HIDDEN):
                 return ""
-            end = self.timeline.ends.get(earlier)
-            if slot.role in (SOLUTION, FREE) and end and end["status"] != "ok":
-                return f" Earlier, {slot.label} raised {self._error_text(end)}."
+            fate = self.cells.get(earlier)
+            if slot.role in (SOLUTION, FREE) and fate and fate["status"] != "ok":
+                return f" Earlier, {slot.label} {self._error_text(fate)}."
         return ""
 
-    def _error_text(self, end: dict) -> str:
-        ename, evalue = end.get("ename") or "an error", self._clean(end.get("evalue") or "")[:500]
-        if end["status"] == "timeout":
-            return f"no result: it was {evalue}"
+    def _error_text(self, fate: dict) -> str:
+        ename, evalue = fate.get("ename") or "an error", (fate.get("evalue") or "")[:500]
+        if fate["status"] == "timeout":
+            return f"was {evalue}"
         if ename == "MemoryError":
-            return f"MemoryError (a notebook may use at most {self.limits.memory_mb} MiB)"
-        text = f"{ename}: {evalue}" if evalue else ename
-        if "solutions" in evalue and ename in ("FileNotFoundError", "PermissionError", "OSError", "NotADirectoryError"):
-            text += " (the grader gives notebooks no access to solutions/: compute the answer in the notebook)"
+            return f"ran out of memory (MemoryError: a notebook may use at most {self.limits.memory_mb} MiB)"
+        text = f"raised {ename}: {evalue}" if evalue else f"raised {ename}"
+        if ename in ("FileNotFoundError", "PermissionError", "OSError", "ModuleNotFoundError"):
+            text += " (graded notebooks see no files but their own: compute the answer in the notebook)"
         return text
 
     def _label(self, index: int | None) -> str:
         if index is None or index >= len(self.slots):
             return "a cell"
         slot = self.slots[index]
-        return (
-            "a check cell" if slot.role in (CHECK, HIDDEN) else "the grader's set-up cell" if index == 0 else slot.label
-        )
-
-    def _clean(self, text: str) -> str:
-        """Text without the scratch folder's random path, so messages are the same every run."""
-        return text.replace(str(self.files.scratch), "<scratch>")
+        if slot.role in (CHECK, HIDDEN):
+            return "a check cell"
+        return "the grader's set-up cell" if index == 0 else slot.label

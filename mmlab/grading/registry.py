@@ -1,7 +1,9 @@
 """The registry of checks and exercise variants, filled by the modules that define them.
 
-A check is registered once, by id, in a library module (``mmlab/grading/checks/*.py``, or a
-course-local folder named by ``MMLAB_CHECK_PATH``), never pasted into a notebook cell::
+A check is registered once, by id, in a module of the answer key (``mmlab/grading/checks/*.py``,
+or a course-local folder named by ``MMLAB_CHECK_PATH``), never pasted into a notebook cell.
+The key is read only by the grader and by a learner's own notebook, never by a graded
+kernel, so hidden inputs belong in it, drawn with ``learner.hidden_rng``, not in a variant::
 
     @register_variant("fork-cow")
     def fork_cow_variant(rng):
@@ -157,10 +159,11 @@ def load_checks() -> None:
     with _loading:
         if "package" not in _loaded:
             _loaded.add("package")
-            from . import checks
+            from . import checks, exercises
 
-            for module in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
-                importlib.import_module(f"{checks.__name__}.{module.name}")
+            for package in (exercises, checks):
+                for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+                    importlib.import_module(f"{package.__name__}.{module.name}")
         for folder in filter(None, os.environ.get(CHECK_PATH_ENV, "").split(os.pathsep)):
             key = str(Path(folder).resolve())
             if key not in _loaded:
@@ -187,6 +190,12 @@ def get_check(check_id: str) -> Check:
         near = difflib.get_close_matches(str(check_id), _checks, n=3)
         hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
         raise UnknownCheck(f"there is no check {check_id!r}.{hint}") from None
+
+
+def exercises() -> list[str]:
+    """The ids of every exercise with registered parameters."""
+    load_checks()
+    return sorted(_variants)
 
 
 def variant_maker(exercise_id: str) -> VariantMaker | None:

@@ -1,19 +1,24 @@
-"""The grader's child process: run one assembled notebook under limits, and log what happened.
+"""Run one assembled notebook in a sandboxed kernel, collect its answers, and judge them outside.
 
-``python -m mmlab.grading.worker SPEC.json`` limits its own address space (the kernel it
-starts inherits the limit), starts a kernel with nbclient in the scratch folder, and runs
-the code cells one by one with a per-cell timeout inside a whole-notebook deadline. Each
-cell's start and end go to a JSON-lines log as they happen, with the size of the check
-results file at that moment, so the grader can tell which check results a cell wrote, and
-what happened, even if this process is killed half-way. Outputs are capped per cell, so an
-output flood cannot exhaust memory or disk.
+``python -m mmlab.grading.worker SPEC.json`` is started by the grader for each notebook. It
+is trusted code and runs outside the sandbox: it loads the answer key, draws the learner's
+variants and the inputs of each function check, starts the notebook's kernel in the sandbox
+(``mmlab.grading.sandbox``) and drives it cell by cell over Unix sockets. At each check cell
+it does not run the cell's ``check(...)``; it asks the kernel for the answer the cell names,
+as plain data, and gets back JSON. Once the kernel is gone it judges every answer
+(``mmlab.grading.judge``) and writes the verdicts, with what happened cell by cell, to a
+file the sandbox never saw. Whatever the notebook does (patch mmlab, redefine ``check``,
+print fake results, kill its kernel) it can change only the answers it gives.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,22 +27,29 @@ from pathlib import Path
 sys.modules.setdefault("rfc3987_syntax", None)
 
 import nbformat  # noqa: E402
+from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 
+from . import judge, learner, plain, registry  # noqa: E402
+from .answers import GRADING_ENV, MIME  # noqa: E402
+from .sandbox import HOME, Limits, kernel_environment, sandboxed  # noqa: E402
+
 TIMEOUT_ENAME = "CellTimeout"
 PROBE_SECONDS = 3
+KILLED_BY = {128 + signal.SIGKILL: "killed", 128 + signal.SIGXCPU: "cpu", 128 + signal.SIGXFSZ: "disk"}
 
 
-class EventLog:
-    """Appends one JSON object per line, flushed at once (the reader may be a killer)."""
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel command runs through ``wrap`` (the sandbox), as ``owner``."""
 
-    def __init__(self, path: str):
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
+    wrap = None
+    owner: int | None = None
 
-    def write(self, **event) -> None:
-        self.file.write(json.dumps(event) + "\n")
-        self.file.flush()
+    def format_kernel_cmd(self, extra_arguments=None):
+        if self.owner is not None:  # the connection file is written private to root; the kernel reads it
+            os.chown(self.connection_file, self.owner, self.owner)
+        return self.wrap(super().format_kernel_cmd(extra_arguments))
 
 
 class LimitedClient(NotebookClient):
@@ -54,17 +66,12 @@ class LimitedClient(NotebookClient):
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg["content"]
-        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
+        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
         used = self.used.get(cell_index, 0) + size
         if used > self.output_bytes:
             if self.used.get(cell_index, 0) <= self.output_bytes:
-                outs.append(
-                    nbformat.v4.new_output(
-                        "stream",
-                        name="stdout",
-                        text=f"\n[The grader cut this cell's output here: it passed {self.output_bytes} characters.]\n",
-                    )
-                )
+                note = f"\n[The grader cut this cell's output here: it passed {self.output_bytes} characters.]\n"
+                outs.append(nbformat.v4.new_output("stream", name="stdout", text=note))
                 self.used[cell_index] = self.output_bytes + 1
             return None
         self.used[cell_index] = used
@@ -76,86 +83,189 @@ class LimitedClient(NotebookClient):
         return self.wait_for_reply(self.kc.execute("pass", store_history=False)) is not None
 
 
-def limit_resources(memory_bytes: int, file_bytes: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+class Run:
+    """One notebook's run: the cells' fates, the answers collected, and why it stopped early."""
 
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.limits = Limits(**spec["limits"])
+        self.nb = nbformat.read(spec["notebook"], as_version=4)
+        self.checks = {int(k): v for k, v in spec["checks"].items()}  # cell index -> [[check id, expression]]
+        self.cells: dict[int, dict] = {}  # cell index -> {"status", "ename", "evalue"}
+        self.collected: dict[str, dict] = {}  # check id -> the fate of the request for its answer
+        self.answers: dict[str, dict] = {}
+        self.stop: dict | None = None
 
-def run(spec: dict, log: EventLog) -> None:
-    nb = nbformat.read(spec["notebook"], as_version=4)
-    results = Path(spec["results"])
-    cell_timeout = spec["cell_timeout"]
-    client = LimitedClient(
-        nb,
-        output_bytes=spec["output_bytes"],
-        kernel_name="python3",
-        allow_errors=True,
-        interrupt_on_timeout=True,
-        error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
-        iopub_timeout=2,
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": spec["cwd"]}},
-    )
-    deadline = time.monotonic() + spec["notebook_timeout"]
-    try:
-        with client.setup_kernel():
-            Path(spec["kernel_pid"]).write_text(str(client.km.provisioner.pid))
-            log.write(event="kernel-started")
-            _run_cells(client, nb, results, cell_timeout, deadline, log)
-    except DeadKernelError:
-        pass  # logged by _run_cells
-    except Exception as error:  # the kernel never started, or nbclient itself failed
-        log.write(event="kernel-failed", message=f"{type(error).__name__}: {error}")
-    finally:
-        nbformat.write(nb, spec["executed"])
-
-
-def _run_cells(client, nb, results: Path, cell_timeout: float, deadline: float, log: EventLog) -> None:
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            log.write(event="deadline", index=index)
-            return
-        limit = "cell" if cell_timeout <= remaining else "notebook"
-        client.timeout = max(1, int(min(cell_timeout, remaining)))
-        log.write(event="start", index=index, offset=_size(results))
+    def execute(self, variants: dict, cases: dict) -> None:
+        sockets = Path(tempfile.mkdtemp(prefix="mmlab-k-"))
+        if self.spec["uid"] is not None:
+            os.chown(sockets, self.spec["uid"], self.spec["uid"])
+        home = HOME if not self.spec["unsafe"] else str(Path(self.spec["scratch"]) / "home")
+        Path(self.spec["scratch"], "home").mkdir(exist_ok=True)
+        km = SandboxedKernelManager(
+            kernel_name="python3", transport="ipc", ip=str(sockets / "k"), connection_file=str(sockets / "kernel.json")
+        )
+        # A signal to the kernel's process group would reach bubblewrap, which dies of it, and the
+        # sandbox with it: ask the kernel to interrupt itself instead.
+        km.kernel_spec.interrupt_mode = "message"
+        km.owner = self.spec["uid"]
+        km.wrap = lambda argv: sandboxed(
+            argv, sockets=sockets, limits=self.limits, uid=self.spec["uid"], unsafe=self.spec["unsafe"]
+        )
+        env = kernel_environment(
+            home=home,
+            extra={
+                GRADING_ENV: "1",
+                learner.GRADED_LEARNER_ENV: self.spec["learner"],
+                learner.GRADED_VARIANTS_ENV: plain.dumps(variants),
+            },
+        )
+        client = LimitedClient(
+            self.nb,
+            km=km,
+            output_bytes=self.limits.output_chars,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
+            iopub_timeout=2,
+            startup_timeout=self.limits.startup_grace,
+            shutdown_kernel="immediate",
+        )
+        deadline = time.monotonic() + self.limits.notebook_timeout
         try:
-            client.execute_cell(cell, index)
+            with client.setup_kernel(env=env, cwd=self.spec["scratch"]):
+                self._run_cells(client, cases, deadline)
         except DeadKernelError:
-            log.write(event="died", index=index, offset=_size(results))
+            pass  # recorded by _run_cells
+        except Exception as error:  # the kernel never started, or nbclient itself failed
+            self.stop = self.stop or {"event": "kernel-failed", "message": f"{type(error).__name__}: {error}"}
+        finally:
+            if self.stop and self.stop.get("event") == "died":
+                self.stop["how"] = _how_it_died(km)
+            shutil.rmtree(sockets, ignore_errors=True)
+
+    def _run_cells(self, client: LimitedClient, cases: dict, deadline: float) -> None:
+        for index, cell in enumerate(self.nb.cells):
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop = {"event": "deadline", "index": index}
+                return
+            limit = "cell" if self.limits.cell_timeout <= remaining else "notebook"
+            client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
+            if index in self.checks:
+                ok = self._collect(client, index, cell, cases, limit)
+            else:
+                ok = self._execute(client, index, cell, limit)
+            if not ok:
+                return
+
+    def _execute(self, client: LimitedClient, index: int, cell, limit: str, store_history: bool = True) -> bool:
+        """Run one cell; record its fate; False if the run cannot go on."""
+        try:
+            return self._execute_alive(client, index, cell, limit, store_history)
+        except DeadKernelError:
+            self.stop = {"event": "died", "index": index}
             raise
+
+    def _execute_alive(self, client: LimitedClient, index: int, cell, limit: str, store_history: bool) -> bool:
+        client.execute_cell(cell, index, store_history=store_history)
         reply = client.replies.get(index, {})
-        status = "ok" if reply.get("status") == "ok" else "error"
-        ename, evalue = reply.get("ename"), reply.get("evalue")
-        if ename == TIMEOUT_ENAME:
-            status, evalue = "timeout", f"stopped after {client.timeout} s (the {limit} time limit)"
-            cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[]))
-        log.write(event="end", index=index, offset=_size(results), status=status, ename=ename, evalue=evalue)
-        if status == "timeout" and not client.kernel_responds():
-            log.write(event="stuck", index=index)
-            return
+        fate = {"status": "ok" if reply.get("status") == "ok" else "error"}
+        fate.update(ename=reply.get("ename"), evalue=reply.get("evalue"))
+        if fate["ename"] == TIMEOUT_ENAME:
+            fate.update(status="timeout", evalue=f"stopped after {client.timeout} s (the {limit} time limit)")
+            cell.outputs.append(nbformat.v4.new_output("error", ename=TIMEOUT_ENAME, evalue=fate["evalue"]))
+        self.cells[index] = fate
+        if fate["status"] == "timeout" and not client.kernel_responds():
+            self.stop = {"event": "stuck", "index": index}
+            return False
+        return True
+
+    def _collect(self, client: LimitedClient, index: int, cell, cases: dict, limit: str) -> bool:
+        """At a check cell: ask the kernel for each answer the cell names, as plain data."""
+        shown = cell.source
+        outputs = []
+        for check_id, expression in self.checks[index]:
+            request = (
+                '__import__("mmlab.grading.answers", fromlist=["report"]).report('
+                f"{check_id!r}, lambda: ({expression}), {plain.dumps(cases.get(check_id))!r})"
+            )
+            probe = nbformat.v4.new_code_cell(request)
+            if not self._execute(client, index, probe, limit, store_history=False):
+                return False
+            fate = self.cells[index]
+            answer = _answer_in(probe.outputs, check_id)
+            if answer is not None:
+                self.answers[check_id] = answer
+            elif fate["status"] == "ok":
+                self.cells[index] = {**fate, "status": "error", "ename": "NoAnswer", "evalue": ""}
+            outputs += [o for o in probe.outputs if MIME not in o.get("data", {})]
+            self.collected[check_id] = self.cells[index]
+        cell.source, cell.outputs = shown, outputs
+        return True
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def _how_it_died(km: AsyncKernelManager) -> str | None:
+    """"killed", "cpu" or "disk" when the sandbox's exit status says a signal or limit ended it."""
+    process = getattr(km.provisioner, "process", None) if km.provisioner else None
+    code = process.poll() if process is not None else None
+    if code is None:
+        return None
+    return KILLED_BY.get(code if code >= 0 else 128 - code)
+
+
+def _answer_in(outputs: list, check_id: str) -> dict | None:
+    """The answer the kernel reported for ``check_id`` (the last, if it sent several), or None."""
+    found = None
+    for output in outputs:
+        data = output.get("data", {}).get(MIME) if output.get("output_type") == "display_data" else None
+        if isinstance(data, dict) and data.get("check") == check_id and isinstance(data.get("answer"), dict):
+            found = data["answer"]
+    return found
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    limit_resources(spec["memory_bytes"], spec["file_bytes"])
-    log = EventLog(spec["log"])
+    result_path = Path(spec["result"])
     try:
-        run(spec, log)
-    except BaseException as error:  # report, never crash silently: the grader reads the log
-        log.write(event="worker-error", message=f"{type(error).__name__}: {error}")
-        return 1
+        result = grade(spec)
+    except BaseException as error:  # report, never crash silently: the grader reads the result file
+        result = {"error": f"{type(error).__name__}: {error}"}
+    result_path.write_text(json.dumps(result), encoding="utf-8")
     return 0
+
+
+def grade(spec: dict) -> dict:
+    """Run the notebook of ``spec`` and judge it: the result the grader reads."""
+    registry.load_checks()
+    who = spec["learner"]
+    ids = [check_id for pairs in spec["checks"].values() for check_id, _ in pairs]
+    checks = {check_id: registry.get_check(check_id) for check_id in ids}
+    variants = {exercise: plain.encode(learner.draw(exercise, who)) for exercise in registry.exercises()}
+    variant_of = {c.id: learner.variant(c.exercise, who) for c in checks.values()}
+    cases, broken = {}, {}
+    for check_id, check in checks.items():
+        try:
+            cases[check_id] = judge.cases_for(check, variant_of[check_id])
+        except judge.CheckBroken as error:
+            broken[check_id] = str(error)
+    run = Run(spec)
+    run.execute(variants, cases)
+    nbformat.write(run.nb, spec["executed"])
+    verdicts = {}
+    for check_id, check in checks.items():
+        if check_id in broken:
+            verdicts[check_id] = judge.Verdict(check_id, judge.ERROR, 0, check.points, broken[check_id], check.hidden)
+        elif check_id in run.answers:
+            verdicts[check_id] = judge.judge(check, variant_of[check_id], cases[check_id], run.answers[check_id])
+    return {
+        "verdicts": {k: vars(v) for k, v in verdicts.items()},
+        "cells": {str(k): v for k, v in run.cells.items()},
+        "collected": run.collected,
+        "stop": run.stop,
+    }
 
 
 if __name__ == "__main__":

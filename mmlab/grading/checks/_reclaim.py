@@ -1,11 +1,9 @@
-"""One step of try_to_unmap_one(), as the exercises of lectures 3 and 6 ask for it.
+"""The model's decision at the first step of try_to_unmap_one(), for the step exercises.
 
-A ``Recipe`` says how one folio was prepared (THP or small, PMD- or PTE-mapped, made
-lazyfree, written again, pinned, shared with a child, in an mlocked VMA). ``observe()``
-prepares it on a fresh model machine, isolates it as reclaim does, and runs try_to_unmap()
-with the flags shrink_folio_list() passes. It returns what the first step of the rmap walk
-saw (a ``WalkStep``: what the learner's function is given) and what the model decided there
-(one of ``DECISIONS``), read from the model's trace.
+``observe()`` prepares a ``Recipe`` on a fresh model machine, isolates the folio as reclaim
+does, and runs try_to_unmap() with the flags shrink_folio_list() passes. It returns what the
+first step of the rmap walk saw (a ``WalkStep``) and what the model decided there (one of
+``DECISIONS``), read from the model's trace.
 
 On 6.10 the PMD is split before the walk; ``observe()`` does that split itself, just before
 try_to_unmap(), so that the step it reports is the one the walk really sees (the split in
@@ -15,9 +13,7 @@ try_to_unmap_one() then finds no PMD left to split).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
-from mmlab import MADV_FREE, MLOCK_ONFAULT, PAGE_SIZE, Machine
 from mmlab.include.mm_types import VM_LOCKED, folio_mapcount, vma_address
 from mmlab.include.page_flags import folio_test_dirty, folio_test_large, folio_test_lazyfree, folio_test_pmd_mappable
 from mmlab.mm.huge_memory import split_huge_pmd_address
@@ -26,103 +22,16 @@ from mmlab.mm.rmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, try_to_
 from mmlab.mm.vmscan import folio_isolate_lru, folio_putback_lru
 from mmlab.state import running
 
-from ._support import THP, folio_at, pte_map, thp_process
-
-MLOCK_ABORT = "mlock, abort"
-ABORT = "abort"
-DISCARD_PTE = "discard PTE"
-DISCARD_PMD = "discard PMD"
-SPLIT_RESTART = "split PMD, restart"
-SWAPBACKED_ABORT = "set swapbacked, abort"
-DECISIONS = (MLOCK_ABORT, ABORT, DISCARD_PTE, DISCARD_PMD, SPLIT_RESTART, SWAPBACKED_ABORT)
-"""What one step of try_to_unmap_one() can decide, in words:
-
-* "mlock, abort": the VMA is VM_LOCKED; mark the folio mlocked ("restore the mlock which
-  got missed") and stop the walk: the folio stays mapped;
-* "abort": stop the walk and leave everything as it is;
-* "discard PTE": clear this PTE (or this batch of PTEs) and drop its mapping: the memory
-  is thrown away, nothing written anywhere;
-* "discard PMD": clear the huge PMD and drop the whole THP's mapping at once;
-* "split PMD, restart": split the huge PMD into PTEs under the lock the walk holds and
-  restart the walk, which then meets the PTEs;
-* "set swapbacked, abort": put the entry back, set PG_swapbacked (the folio is no longer
-  lazyfree) and stop the walk.
-"""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How one folio is prepared before reclaim reaches it (see ``prepare``)."""
-
-    kernel: str
-    thp: bool = True
-    pte_mapped: bool = False
-    lazyfree: bool = True
-    rewritten: int | None = None
-    touched: int | None = None  # page mlock()ed and munlock()ed: its folio dirty, its PTE clean
-    pinned: bool = False
-    shared: bool = False
-    locked: bool = False
-
-    def prepare(self):
-        """A fresh machine with the folio prepared: (machine, process, address, folio)."""
-        m = Machine(kernel=self.kernel)
-        if self.thp:
-            p, a = thp_process(m)
-            if self.pte_mapped:
-                pte_map(p, a)
-        else:
-            p = m.spawn()
-            a = p.mmap(THP)
-            p.write(a, PAGE_SIZE, value=7)
-        folio = folio_at(p, a + (THP - PAGE_SIZE if self.thp else 0))
-        if self.pinned:
-            p.pin(a + (THP - PAGE_SIZE if self.thp else 0), PAGE_SIZE)
-        length = THP if self.thp else PAGE_SIZE
-        if self.lazyfree:
-            p.madvise(a, length, MADV_FREE)
-        if self.rewritten is not None:
-            p.write(a + self.rewritten * PAGE_SIZE, 1, value=9)
-        if self.touched is not None:
-            # mlock's populate touches the present PTE for writing (FOLL_TOUCH | FOLL_WRITE in
-            # follow_page_pte()): a clean PTE's folio is marked dirty, the PTE stays clean.
-            p.mlock(a + self.touched * PAGE_SIZE, PAGE_SIZE)
-            p.munlock(a + self.touched * PAGE_SIZE, PAGE_SIZE)
-        if self.shared:
-            p.fork()
-        if self.locked:
-            p.mlock2(a, length, MLOCK_ONFAULT)
-        return m, p, a, folio
-
-
-@dataclass(frozen=True)
-class WalkStep:
-    """What try_to_unmap_one() knows at the first step of its walk over a folio.
-
-    ``pmd_mapped``: the walk returned the huge PMD (pvmw.pte is NULL), else one PTE;
-    ``entry_dirty``: the hardware dirty bit of that PMD or PTE; ``folio_dirty``: PG_dirty;
-    ``refcount`` includes the reference reclaim took when it isolated the folio;
-    ``split_flag``: TTU_SPLIT_HUGE_PMD is set in the flags.
-    """
-
-    vma_locked: bool
-    pmd_mapped: bool
-    large: bool
-    lazyfree: bool
-    folio_dirty: bool
-    entry_dirty: bool
-    refcount: int
-    mapcount: int
-    split_flag: bool
-    recipe: Recipe = field(compare=False, repr=False)
-
-    def __repr__(self):
-        where = "PMD" if self.pmd_mapped else "PTE"
-        return (
-            f"<{where} of {'THP' if self.large else 'small folio'}{', VM_LOCKED' if self.vma_locked else ''}: "
-            f"{'lazyfree' if self.lazyfree else 'swap-backed'}, folio {'dirty' if self.folio_dirty else 'clean'}, "
-            f"{where} {'dirty' if self.entry_dirty else 'clean'}, ref {self.refcount}, map {self.mapcount}>"
-        )
+from ..exercises.reclaim import (
+    ABORT,
+    DISCARD_PMD,
+    DISCARD_PTE,
+    MLOCK_ABORT,
+    SPLIT_RESTART,
+    SWAPBACKED_ABORT,
+    Recipe,
+    WalkStep,
+)
 
 
 @functools.lru_cache(maxsize=512)

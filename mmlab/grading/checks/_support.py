@@ -1,20 +1,9 @@
-"""What the course's exercise checks share: where in the lectures to send a learner, and the
-small model set-ups the checks build their expected answers from.
+"""Where in the lectures a check sends a learner: the numbered sections feedback names.
 
-Nothing here registers a check. Every expected answer is computed by running the model
-(``mmlab.Machine``); this module only saves each check module from rebuilding the same
-THP, fork or trace reading.
+The model set-ups the checks share with the exercises are in ``mmlab.grading.exercises.model``.
 """
 
 from __future__ import annotations
-
-import errno
-from collections.abc import Callable
-
-from mmlab import HPAGE_PMD_SIZE, MADV_HUGEPAGE, PAGE_SIZE, Machine
-from mmlab.include.pgtable import PmdHuge, pmd_index
-
-THP = HPAGE_PMD_SIZE
 
 # The lectures' numbered sections, as course/NN-*.ipynb title them (tests/test_exercises.py
 # checks that each one is still there).
@@ -64,39 +53,3 @@ def section(*numbers: str) -> str:
         lecture = int(number.split(".")[0])
         parts.append(f"lecture {lecture}, section {number} '{SECTIONS[number]}' ({LECTURES[lecture]})")
     return "; and ".join(parts)
-
-
-def thp_process(m: Machine, nr_thps: int = 1, value: int = 7):
-    """A new process with ``nr_thps`` PMD-mapped THPs, every byte ``value``: (process, address)."""
-    p = m.spawn()
-    a = p.mmap(nr_thps * THP)
-    p.madvise(a, nr_thps * THP, MADV_HUGEPAGE)
-    p.write(a, nr_thps * THP, value=value)
-    return p, a
-
-
-def folio_at(p, addr: int):
-    """The folio mapped at ``addr`` (by a huge PMD or a PTE), or None."""
-    entry = p.mm.pmds.get(pmd_index(addr))
-    if isinstance(entry, PmdHuge):
-        return entry.folio
-    pte = entry.ptes[(addr % THP) // PAGE_SIZE] if entry is not None else None
-    return pte.folio if pte is not None else None
-
-
-def pte_map(p, a: int) -> None:
-    """Split the huge PMD at ``a`` and leave the THP mapped by 512 PTEs in one VMA again:
-    mprotect() of one page cuts the VMA (and so the PMD), and mprotect() back merges it."""
-    from mmlab import PROT_READ, PROT_WRITE
-
-    p.mprotect(a, PAGE_SIZE, PROT_READ)
-    p.mprotect(a, PAGE_SIZE, PROT_READ | PROT_WRITE)
-
-
-def errno_name(call: Callable, *args) -> str:
-    """Make one call: "ok", or the errno name it failed with ("EINVAL")."""
-    try:
-        call(*args)
-    except OSError as error:
-        return errno.errorcode[error.errno]
-    return "ok"

@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 from mmlab import MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, PROT_READ, Machine
-from mmlab.grading import register, register_variant
 from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount
 
-from ._support import THP, folio_at, pte_map, section, thp_process
+from ..exercises.model import THP, folio_at, pte_map, thp_process
+from ..registry import register, register_variant
+from ._support import section
 
 EVENTS = "ex01-thp-events"
 COUNTERS = ("thp_fault_alloc", "thp_split_pmd", "thp_split_page")
@@ -33,19 +34,6 @@ def events_variant(rng):
         "paged": paged,
         "paged_page": rng.randrange(512),
     }
-
-
-def events_program(v) -> list[str]:
-    """The program of the learner's variant, one step per line (as the notebook prints it)."""
-    size = v.thps * 2
-    return [
-        f"kernel {v.kernel}; a = mmap({size} MiB); madvise(a, {size} MiB, MADV_HUGEPAGE)",
-        f"read one byte of THP slot {v.read_first} (the 2 MiB at a + {v.read_first} * 2 MiB)",
-        f"write every byte of every other slot (all {v.thps} slots but slot {v.read_first})",
-        f"write one byte in page {v.written_page} of slot {v.read_first}",
-        f"mprotect(PROT_READ) the first {v.protected_pages} page(s) of slot {v.protected}",
-        f"madvise(MADV_PAGEOUT) page {v.paged_page} (4 KiB) of slot {v.paged}",
-    ]
 
 
 def run_events(v):

@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 from mmlab import MADV_FREE, MADV_PAGEOUT, PAGE_SIZE, Machine
-from mmlab.grading import register, register_variant
 
-from ._reclaim import DECISIONS, Recipe, decision, steps
-from ._support import THP, section, thp_process
-
-__all__ = ["DECISIONS", "reclaim_program"]
+from ..exercises.model import THP, thp_process
+from ..exercises.reclaim import DECISIONS, Recipe
+from ..learner import hidden_rng
+from ..registry import register, register_variant
+from ._reclaim import decision, steps
+from ._support import section
 
 COUNTS = "ex03-reclaim-counts"
 COUNTERS = ("thp_split_pmd", "pglazyfreed", "thp_deferred_split_page")
@@ -31,17 +32,6 @@ def counts_variant(rng):
         "rewritten": [(slot, rng.randrange(512)) for slot in rewritten],
         "pinned": pinned,
     }
-
-
-def reclaim_program(v) -> list[str]:
-    """The learner's program, one step per line."""
-    lines = [f"kernel 6.10; {v.thps} THPs ({2 * v.thps} MiB), every byte written with 7"]
-    if v.pinned is not None:
-        lines.append(f"pin one page of THP {v.pinned} (held until the end)")
-    lines.append(f"madvise(MADV_FREE) all {2 * v.thps} MiB")
-    lines += [f"write one byte in page {page} of THP {slot}" for slot, page in v.rewritten]
-    lines.append(f"madvise(MADV_PAGEOUT) all {2 * v.thps} MiB")
-    return lines
 
 
 def _run(v):
@@ -96,11 +86,11 @@ STEP = "ex03-ttu-step"
 
 @register_variant(STEP)
 def step_variant(rng):
-    return {"pages": rng.sample(range(1, 512), 3)}
+    return {"pages": rng.sample(range(1, 512), 2)}
 
 
 def public_recipes(v):
-    a, b, _ = v.pages
+    a, b = v.pages
     return [
         Recipe("6.10"),
         Recipe("6.10", rewritten=a),
@@ -113,7 +103,7 @@ def public_recipes(v):
 
 
 def hidden_recipes(v):
-    _, b, c = v.pages
+    b, c = hidden_rng(v).sample(range(1, 512), 2)
     return [
         Recipe("6.10", pte_mapped=True, rewritten=0),
         Recipe("6.10", pte_mapped=True, touched=c),

@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 from mmlab import Machine
-from mmlab.grading import register, register_variant
 from mmlab.include.mm_types import VM_LOCKED
 from mmlab.include.page_flags import folio_test_mlocked
 
-from ._support import THP, folio_at, section, thp_process
+from ..exercises.model import THP, folio_at, thp_process
+from ..learner import hidden_rng
+from ..registry import register, register_variant
+from ._support import section
 
 CALLS = (
     "mlock all",
@@ -48,28 +50,34 @@ def mlock_outcome(calls):
 EXERCISE = "ex04-mlock-calls"
 
 
+def _sequence(rng, length):
+    return tuple(rng.choice(CALLS) for _ in range(length))
+
+
 @register_variant(EXERCISE)
 def calls_variant(rng):
-    def sequence(length):
-        return tuple(rng.choice(CALLS) for _ in range(length))
-
     return {
         "public": [
             ("mlock all",),
             ("mlock first half",),
             ("mlock first half", "mlock second half"),
             ("mlock all", rng.choice(["munlock first half", "munlock second half"])),
-            sequence(2),
-            sequence(3),
-        ],
-        "hidden": [
-            ("mlock first half", "mlock second half", "mlock all"),
-            ("mlock first half", "mlock second half", "munlock all", "mlock all"),
-            ("mlock all", "munlock second half", "mlock second half"),
-            sequence(4),
-            sequence(5),
-        ],
+            _sequence(rng, 2),
+            _sequence(rng, 3),
+        ]
     }
+
+
+def hidden_calls(v):
+    """The hidden check's sequences: longer, some of them fixed, the rest the learner's own."""
+    rng = hidden_rng(v)
+    return [
+        ("mlock first half", "mlock second half", "mlock all"),
+        ("mlock first half", "mlock second half", "munlock all", "mlock all"),
+        ("mlock all", "munlock second half", "mlock second half"),
+        _sequence(rng, 4),
+        _sequence(rng, 5),
+    ]
 
 
 EXPECTS = (
@@ -88,5 +96,5 @@ register(
     hidden=True,
     expects=EXPECTS + ", also for longer sequences of calls",
     section=section("4.3", "4.4"),
-    cases=lambda v: [(c,) for c in v.hidden],
+    cases=lambda v: [(c,) for c in hidden_calls(v)],
 )(mlock_outcome)

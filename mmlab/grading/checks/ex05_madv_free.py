@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 from mmlab import MADV_FREE, MADV_PAGEOUT, MLOCK_ONFAULT, PAGE_SIZE, Machine
-from mmlab.grading import register, register_variant
 
-from ._support import THP, errno_name, section, thp_process
+from ..exercises.model import THP, errno_name, thp_process
+from ..learner import hidden_rng
+from ..registry import register, register_variant
+from ._support import section
 
 # ---------------------------------------------------------------- the table
 
@@ -116,29 +118,35 @@ def pages_freed(freed, written, pinned, child):
     }
 
 
+def _pages(rng, lo, hi, n):
+    return tuple(sorted(rng.sample(range(lo, hi), n)))
+
+
 @register_variant(FREED)
 def freed_variant(rng):
-    def pages(lo, hi, n):
-        return tuple(sorted(rng.sample(range(lo, hi), n)))
-
     return {
         "public": [
             ("all", (), False, "none"),
-            ("all", pages(0, 512, 1), False, "none"),
+            ("all", _pages(rng, 0, 512, 1), False, "none"),
             ("first half", (), False, "none"),
-            ("first half", pages(1, 256, 2), False, "none"),
+            ("first half", _pages(rng, 1, 256, 2), False, "none"),
             ("all", (), True, "none"),
             ("all", (), False, "alive"),
             ("all", (), False, "exited"),
-        ],
-        "hidden": [
-            ("first half", (0,) + pages(256, 511, 1), False, "none"),
-            ("first half", (), True, "none"),
-            ("first half", pages(1, 256, 3), False, "exited"),
-            ("first half", (), False, "alive"),
-            ("all", pages(256, 512, 2), False, "exited"),
-        ],
+        ]
     }
+
+
+def hidden_cases(v):
+    """The hidden check's cases: the same things, coming together."""
+    rng = hidden_rng(v)
+    return [
+        ("first half", (0,) + _pages(rng, 256, 511, 1), False, "none"),
+        ("first half", (), True, "none"),
+        ("first half", _pages(rng, 1, 256, 3), False, "exited"),
+        ("first half", (), False, "alive"),
+        ("all", _pages(rng, 256, 512, 2), False, "exited"),
+    ]
 
 
 EXPECTS_FREED = (
@@ -161,7 +169,7 @@ register(
     hidden=True,
     expects=EXPECTS_FREED + ", also when these things come together",
     section=section("5.4", "5.5", "5.6", "5.7"),
-    cases=lambda v: list(v.hidden),
+    cases=hidden_cases,
 )(pages_freed)
 
 __all__ = ["COLUMNS", "ORDERS"]

@@ -16,8 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 
-from mmlab import MADV_FREE, MADV_PAGEOUT, MLOCK_ONFAULT, PAGE_SIZE, PROFILES, Machine
-from mmlab.grading import register, register_variant
+from mmlab import MADV_FREE, PROFILES, Machine
 from mmlab.include.page_flags import folio_set_dirty
 from mmlab.include.pgtable import pmd_index
 from mmlab.mm.huge_memory import __discard_anon_folio_pmd_locked
@@ -25,10 +24,13 @@ from mmlab.mm.page_alloc import folio_get
 from mmlab.mm.vmscan import folio_isolate_lru
 from mmlab.state import running
 
-from ._reclaim import DECISIONS, Recipe, decision, steps
-from ._support import THP, errno_name, section, thp_process
-
-__all__ = ["DECISIONS", "V6_CALLS", "try_v6"]
+from ..exercises.ex06 import SEARCH_DEPTH, V6_CALLS, run_calls
+from ..exercises.model import THP, thp_process
+from ..exercises.reclaim import DECISIONS, Recipe
+from ..learner import hidden_rng
+from ..registry import register, register_variant
+from ._reclaim import decision, steps
+from ._support import section
 
 # ---------------------------------------------------------------- the PMD-level discard
 
@@ -67,28 +69,34 @@ def discards(folio_dirty, pmd_dirty, refcount, mapcount):
     return answers[DISCARDING_PROFILES[0]]
 
 
+def _discard_case(dirty_folio, dirty_pmd, extra, mapcount):
+    return (dirty_folio, dirty_pmd, mapcount + 1 + extra, mapcount)
+
+
 @register_variant(DISCARD)
 def discard_variant(rng):
-    def case(dirty_folio, dirty_pmd, extra, mapcount):
-        return (dirty_folio, dirty_pmd, mapcount + 1 + extra, mapcount)
-
-    shared = rng.randrange(2, 5)
     return {
         "public": [
-            case(False, False, 0, 1),
-            case(False, True, 0, 1),
-            case(True, False, 0, 1),
-            case(False, False, rng.randrange(1, 4), 1),
-            case(False, False, 0, shared),
-            case(True, True, 0, 1),
-        ],
-        "hidden": [
-            case(False, False, rng.randrange(1, 4), shared),
-            case(False, True, 0, shared),
-            case(True, False, 1, 1),
-            case(False, False, 0, rng.randrange(2, 9)),
-        ],
+            _discard_case(False, False, 0, 1),
+            _discard_case(False, True, 0, 1),
+            _discard_case(True, False, 0, 1),
+            _discard_case(False, False, rng.randrange(1, 4), 1),
+            _discard_case(False, False, 0, rng.randrange(2, 5)),
+            _discard_case(True, True, 0, 1),
+        ]
     }
+
+
+def hidden_discard_cases(v):
+    """The hidden check's cases: THPs that several processes map, and more references."""
+    rng = hidden_rng(v)
+    shared = rng.randrange(2, 5)
+    return [
+        _discard_case(False, False, rng.randrange(1, 4), shared),
+        _discard_case(False, True, 0, shared),
+        _discard_case(True, False, 1, 1),
+        _discard_case(False, False, 0, rng.randrange(2, 9)),
+    ]
 
 
 EXPECTS_DISCARD = (
@@ -108,7 +116,7 @@ register(
     hidden=True,
     expects=EXPECTS_DISCARD + "; also for a THP that several processes map",
     section=section("6.5"),
-    cases=lambda v: list(v.hidden),
+    cases=hidden_discard_cases,
 )(discards)
 
 
@@ -119,11 +127,11 @@ STEP = "ex06-ttu-step"
 
 @register_variant(STEP)
 def step_variant(rng):
-    return {"pages": rng.sample(range(1, 512), 2)}
+    return {"page": rng.randrange(1, 512)}
 
 
 def public_recipes(v):
-    a, _ = v.pages
+    a = v.page
     return [
         Recipe("6.11"),
         Recipe("6.11", rewritten=a),
@@ -136,7 +144,7 @@ def public_recipes(v):
 
 
 def hidden_recipes(v):
-    _, b = v.pages
+    b = hidden_rng(v).randrange(1, 512)
     return [
         Recipe("6.11", shared=True),
         Recipe("6.11", lazyfree=False),
@@ -168,80 +176,6 @@ register(
 
 
 # ---------------------------------------------------------------- the v6 mlock condition
-
-V6_CALLS = (
-    "MADV_FREE",
-    "mlock",
-    "mlock2 ONFAULT",
-    "munlock",
-    "mlock first half",
-    "write",
-    "fork",
-    "child mlock2 ONFAULT",
-    "child exit",
-    "LRU reclaim",
-    "MADV_PAGEOUT",
-)
-PROBE = ("LRU reclaim", "MADV_PAGEOUT")
-SEARCH_DEPTH = 2
-
-
-def run_calls(kernel: str, calls) -> dict:
-    """One THP written with 7, then ``calls`` (names from V6_CALLS) and the reclaim PROBE.
-    Returns what the process can see afterwards, what each call returned, and whether
-    try_to_unmap_one() restored the mlock of a large folio (only the v6 condition can)."""
-    unknown = [c for c in calls if c not in V6_CALLS]
-    if unknown:
-        raise ValueError(f"unknown call(s) {unknown}; the calls are {', '.join(V6_CALLS)}")
-    m = Machine(kernel=kernel)
-    p, a = thp_process(m)
-    children = []
-    results = []
-    for call in (*calls, *PROBE):
-        results.append(_call(m, p, a, children, call))
-    page = p.pagemap(a, PAGE_SIZE)[0]
-    restored = any(
-        e.function == "try_to_unmap_one" and "restored the mlock" in e.message and e.folio["order"] for e in m.trace
-    )
-    return {
-        "results": results[: len(calls)],
-        "thp_map": p.thp_map(a, THP),
-        "reads": p.read(a),
-        "mlocked": page.mlocked,
-        "unevictable": page.unevictable,
-        "Rss": p.smaps()["Rss"],
-        "restored a large folio's mlock in try_to_unmap_one": restored,
-    }
-
-
-def _call(m, p, a, children, call: str) -> str:
-    """Make one call of V6_CALLS: "ok", the errno name it failed with, or "no child"."""
-    child_calls = {"child mlock2 ONFAULT", "child exit"}
-    if call in child_calls and not children:
-        return "no child"
-    make = {
-        "MADV_FREE": lambda: p.madvise(a, THP, MADV_FREE),
-        "MADV_PAGEOUT": lambda: p.madvise(a, THP, MADV_PAGEOUT),
-        "mlock": lambda: p.mlock(a, THP),
-        "mlock2 ONFAULT": lambda: p.mlock2(a, THP, MLOCK_ONFAULT),
-        "munlock": lambda: p.munlock(a, THP),
-        "mlock first half": lambda: p.mlock(a, THP // 2),
-        "write": lambda: p.write(a, 1, value=9),
-        "fork": lambda: children.append(p.fork()),
-        "LRU reclaim": m.reclaim,
-        "child mlock2 ONFAULT": lambda: children[-1].mlock2(a, THP, MLOCK_ONFAULT),
-        "child exit": lambda: children.pop().exit(),
-    }[call]
-    return errno_name(make)
-
-
-def try_v6(calls) -> None:
-    """Run ``calls`` on 6.11 and on 6.11-v6, each followed by the reclaim PROBE; print both."""
-    runs = {kernel: run_calls(kernel, calls) for kernel in ("6.11", "6.11-v6")}
-    for kernel, seen in runs.items():
-        print(f"{kernel:8} {seen}")
-    print("the v6 condition changed something" if runs["6.11"] != runs["6.11-v6"] else "no difference")
-
 
 @functools.cache
 def v6_search() -> str | list[str]:

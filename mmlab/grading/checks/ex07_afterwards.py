@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 from mmlab import MADV_FREE, MADV_PAGEOUT, PAGE_SIZE, PROFILES, Machine
-from mmlab.grading import register, register_variant
 
-from ._support import THP, section, thp_process
+from ..exercises.ex07 import ExperimentMachine
+from ..exercises.model import THP, thp_process
+from ..registry import register, register_variant
+from ._support import section
 
 # ---------------------------------------------------------------- one lazyfree THP, every kernel
 
@@ -79,31 +81,10 @@ register(
 # ---------------------------------------------------------------- the experiment
 
 
-class ExperimentMachine:
-    """A model machine that offers an experiment only what a live one offers: ``spawn()`` and
-    ``vmstat`` (no kernel profile, no trace, no folios to look at)."""
-
-    def __init__(self, kernel: str, *, thp: str, use_zero_page: bool):
-        self._machine = Machine(kernel=kernel, thp=thp, use_zero_page=use_zero_page, trace=False)
-        self.settings = (kernel, thp, use_zero_page)
-
-    def spawn(self):
-        return self._machine.spawn()
-
-    @property
-    def vmstat(self) -> dict[str, int]:
-        return dict(self._machine.vmstat)
-
-    def __repr__(self):
-        kernel, thp, use_zero_page = self.settings
-        return f"<model Machine {kernel}, THP {thp}, huge zero page {'on' if use_zero_page else 'off'}>"
-
-
 def discards_at_pmd_level(machine: ExperimentMachine) -> bool:
     """The model's answer for the kernel behind ``machine``: run MADV_FREE and MADV_PAGEOUT on
     one THP with tracing on, and look whether __discard_anon_folio_pmd_locked() freed it."""
-    kernel, thp, use_zero_page = machine.settings
-    m = Machine(kernel=kernel, thp=thp, use_zero_page=use_zero_page)
+    m = Machine(kernel=machine.kernel, thp=machine.thp, use_zero_page=machine.use_zero_page)
     p, a = thp_process(m)
     p.madvise(a, THP, MADV_FREE)
     m.clear_trace()
@@ -123,7 +104,7 @@ def experiment_variant(rng):
 
 def machines(thp: str, use_zero_page: bool) -> list[tuple[ExperimentMachine]]:
     """One fresh machine per kernel profile, as the experiment's cases."""
-    return [(ExperimentMachine(kernel, thp=thp, use_zero_page=use_zero_page),) for kernel in PROFILES]
+    return [(ExperimentMachine(kernel, thp, use_zero_page),) for kernel in PROFILES]
 
 
 EXPECTS_EXPERIMENT = (
@@ -149,24 +130,3 @@ register(
     section=section("1.4", "7.4"),
     cases=lambda v: machines("always" if v.thp == "madvise" else "madvise", not v.use_zero_page),
 )(discards_at_pmd_level)
-
-
-def on_this_kernel(experiment) -> None:
-    """Run ``experiment`` on this machine's own kernel (``mmlab.live.Machine``) and print its
-    verdict; or print one line saying why it cannot run here."""
-    from mmlab.live import LiveProcessDied, LiveUnavailable, probe
-    from mmlab.live import Machine as LiveMachine
-
-    try:
-        env = probe()
-        why = next(filter(None, map(env.lacking, ("linux", "thp", "pageout"))), None)
-        if why:
-            print("not run on this machine:", why)
-            return
-        with LiveMachine() as m:
-            verdict = experiment(m)
-    except (LiveUnavailable, LiveProcessDied, OSError) as error:
-        print("the live run stopped:", error)
-        return
-    says = "discards lazyfree THPs at PMD level" if verdict else "does not discard lazyfree THPs at PMD level"
-    print(f"your experiment says this kernel ({env.release}) {says}")

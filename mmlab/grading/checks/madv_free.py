@@ -6,7 +6,8 @@ Every expected answer is computed by running the learner's variant on the model
 
 from __future__ import annotations
 
-from ... import HPAGE_PMD_SIZE, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, Machine
+from mmlab import HPAGE_PMD_SIZE, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, Machine
+
 from ..registry import register, register_variant
 
 SECTION = "course/05-madv-free.ipynb, §5.4 'Writing again: no fault, only a dirty bit'"
