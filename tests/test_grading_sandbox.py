@@ -1,20 +1,55 @@
-"""A graded notebook's processes never outlive it, and the watchdog stops a run that overruns."""
+"""The sandbox a graded kernel runs in: what it can see and do, that nothing of it survives, and
+that grading refuses to run untrusted work without it."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from mmlab.grading import sandbox
+import mmlab
+from mmlab.grading import cli_grade, sandbox, worker
 from mmlab.grading.assemble import Slot
 from mmlab.grading.notebooks import CHECK, SOLUTION
 from mmlab.grading.outcomes import Interpreter
 from mmlab.grading.registry import Check
 
+needs_sandbox = pytest.mark.skipif(
+    sandbox.sandbox_problem() is not None, reason=f"no sandbox here: {sandbox.sandbox_problem()}"
+)
 MARKER = "313.25"  # an argument no other process on the machine uses
+PROBE = r"""
+import json, os, socket
+seen = {"uid": os.getuid(), "pid": os.getpid(), "uid_map": open("/proc/self/uid_map").read().split()}
+grading = os.path.join(os.path.dirname(__import__("mmlab").__file__), "grading")
+seen["grading"] = sorted(os.listdir(grading))
+seen["project"] = sorted(os.listdir(os.path.dirname(os.path.dirname(grading))))
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=1)
+    seen["network"] = "open"
+except OSError as error:
+    seen["network"] = type(error).__name__
+for name, path in (("package", os.path.join(grading, "x")), ("home", os.path.join(os.environ["HOME"], "x"))):
+    try:
+        open(path, "w").write("x")
+        seen[name] = "writable"
+    except OSError as error:
+        seen[name] = type(error).__name__
+try:
+    with open("/tmp/fill", "wb") as f:
+        for _ in range(100):
+            f.write(bytes(2**20))
+    seen["disk"] = "unlimited"
+except OSError as error:
+    seen["disk"] = type(error).__name__
+print(json.dumps(seen))
+"""
 
 
 def leftovers():
@@ -28,61 +63,135 @@ def leftovers():
     return found
 
 
+@needs_sandbox
+def test_a_sandboxed_kernel_is_nobody_with_no_network_no_key_and_a_small_private_disk():
+    uid = sandbox.UIDS.take()
+    limits = sandbox.Limits(disk_mb=16)
+    try:
+        with tempfile.TemporaryDirectory() as sockets:
+            if uid is not None:
+                os.chown(sockets, uid, uid)
+            command = sandbox.sandboxed(
+                [sys.executable, "-c", PROBE], sockets=Path(sockets), limits=limits, uid=uid, unsafe=False
+            )
+            env = sandbox.kernel_environment(home=sandbox.HOME, extra={})
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        sandbox.UIDS.give_back(uid)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["uid"] != 0 and seen["uid"] == (uid if uid is not None else os.getuid())
+    assert seen["uid_map"][:2] == [str(seen["uid"])] * 2  # its own user namespace, itself only
+    assert seen["pid"] < 10  # its own PID namespace
+    assert seen["network"] == "ConnectionRefusedError"  # not even the loopback device is up
+    assert seen["grading"] == sorted(sandbox.PUBLIC)  # no answer key, no grader
+    assert set(seen["project"]) <= {"mmlab", ".venv"}  # no solutions/, no .git, no submissions
+    assert seen["package"] == "OSError" and seen["home"] == "writable"
+    assert seen["disk"] == "OSError"  # 100 MiB do not fit in 16
+
+
 def notebook(*sources):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s, id=f"c{n}") for n, s in enumerate(sources)]
     return nb
 
 
-def spawn_and_hang(new_session):
-    """A cell that starts a long sleep, ignores the interrupt and loops forever."""
-    return (
+def run(nb, limits, tmp_path, unsafe=False):
+    path = tmp_path / "notebook.ipynb"
+    nbformat.write(nb, path)
+    uid = None if unsafe else sandbox.UIDS.take()
+    spec = {
+        "notebook": str(path),
+        "checks": {},
+        "limits": vars(limits),
+        "uid": uid,
+        "unsafe": unsafe,
+        "scratch": str(tmp_path),
+        "learner": "ada",
+    }
+    try:
+        run = worker.Run(spec)
+        run.execute({}, {})
+    finally:
+        sandbox.UIDS.give_back(uid)
+    return run
+
+
+@pytest.mark.parametrize("unsafe", [False, True], ids=["sandbox", "unsafe"])
+def test_no_process_of_a_run_survives_it(unsafe, tmp_path):
+    """A child in its own session, behind a loop that ignores the interrupt, dies with the run."""
+    if not unsafe and sandbox.sandbox_problem():
+        pytest.skip(f"no sandbox here: {sandbox.sandbox_problem()}")
+    hang = (
         "import signal, subprocess\n"
-        f"subprocess.Popen(['sleep', '{MARKER}'], start_new_session={new_session})\n"
+        f"subprocess.Popen(['sleep', '{MARKER}'], start_new_session={not unsafe})\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "while True:\n    pass"
     )
-
-
-def run(nb, limits):
-    files = sandbox.new_scratch()
-    nbformat.write(nb, files.notebook)
-    report = sandbox.run_notebook(files, limits, learner="ada")
-    return files, report
-
-
-@pytest.mark.parametrize("contained", [True, False], ids=["namespaces", "process-groups"])
-def test_no_process_of_a_run_survives_it(contained, monkeypatch):
-    """With namespaces even a child in its own session dies; without, the kernel's process group does."""
-    if contained and not sandbox.can_contain():
-        pytest.skip("this machine cannot make PID namespaces (not root, or no unshare)")
-    monkeypatch.setattr(sandbox, "can_contain", lambda: contained)
     try:
-        files, report = run(notebook(spawn_and_hang(new_session=contained)), sandbox.Limits(cell_timeout=2))
-        assert not report.killed
-        events = files.log.read_text()
-        assert '"status": "timeout"' in events and '"event": "stuck"' in events
-        time.sleep(0.2)
+        result = run(notebook(hang), sandbox.Limits(cell_timeout=2), tmp_path, unsafe=unsafe)
+        assert result.cells[0]["status"] == "timeout" and result.stop["event"] == "stuck"
+        time.sleep(0.3)
         assert leftovers() == []
     finally:
         for pid in leftovers():
             os.kill(int(pid), signal.SIGKILL)
 
 
-def test_the_watchdog_kills_a_run_that_overruns_and_the_checks_say_so():
-    hang = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
-    nb = notebook(hang, 'check("never", 1)')  # the worker's own time limits cannot stop it in 2 s
-    limits = sandbox.Limits(cell_timeout=30, notebook_timeout=2, startup_grace=0)
-    started = time.monotonic()
-    files, report = run(nb, limits)
-    assert report.killed and time.monotonic() - started < 15
+@needs_sandbox
+def test_the_kernel_interrupts_a_loop_and_the_notebook_goes_on(tmp_path):
+    result = run(notebook("while True:\n    pass", "x = 1"), sandbox.Limits(cell_timeout=2), tmp_path)
+    assert result.cells[0] == {
+        "status": "timeout",
+        "ename": "CellTimeout",
+        "evalue": "stopped after 2 s (the cell time limit)",
+    }
+    assert result.cells[1]["status"] == "ok" and result.stop is None
+
+
+def test_the_watchdog_kills_a_run_that_overruns_and_the_checks_say_so(tmp_path):
+    """A run that cannot even start its kernel within the time it has is killed from outside."""
+    from mmlab.grading.assemble import Assembled
+    from mmlab.grading.grader import run_worker
+
+    nb = notebook("x = 1", 'check("never", 1)')
     slots = [
-        Slot(SOLUTION, "code", nb.cells[0].source, "answer:never"),
-        Slot(CHECK, "code", "", "check:never", ("never",)),
+        Slot(SOLUTION, "code", "x = 1", "answer:never"),
+        Slot(CHECK, "code", 'check("never", 1)', "check:never", ("never",)),
     ]
+    limits = sandbox.Limits(notebook_timeout=0.2, startup_grace=0)
+    result, killed = run_worker(tmp_path, Assembled(nb, slots), learner="ada", limits=limits, unsafe=True)
+    assert killed
     never = Check("never", 1, "never", "nothing", "nowhere", solve=lambda v: 1)
-    interpreter = Interpreter(slots, files, report, limits)
-    [result] = interpreter.results({"never": never})
+    interpreter = Interpreter(slots, result, killed=killed, limits=limits)
+    [verdict] = interpreter.results({"never": never})
     assert interpreter.notebook_status() == "timeout"
-    assert (result.status, result.points) == ("not-run", 0)
-    assert "stopped after 2 s" in result.message
+    assert (verdict.status, verdict.points) == ("not-run", 0)
+    assert "stopped after 0.2 s" in verdict.message
+
+
+def test_without_a_sandbox_grading_refuses_unless_told_unsafe(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(
+        cli_grade, "sandbox_problem", lambda: "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+    )
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    parser = cli_grade.argparse.ArgumentParser()
+    cli_grade.configure(parser)
+    args = parser.parse_args([str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--source", str(tmp_path)])
+    assert cli_grade.run(args) == 2
+    err = capsys.readouterr().err
+    assert "refusing to run learners' notebooks without a sandbox" in err and "apt-get install bubblewrap" in err
+    assert "--unsafe" in err and not (tmp_path / "out").exists()
+    args.unsafe = True
+    assert cli_grade.run(args) == 2  # it goes on, to the next problem: there is nothing to grade against
+    assert "no notebooks in" in capsys.readouterr().err
+
+
+def test_the_sandbox_shows_only_the_learners_side_of_grading():
+    grading = Path(mmlab.__file__).parent / "grading"
+    public = set(sandbox.PUBLIC)
+    assert {"checks", "judge.py", "worker.py", "grader.py"}.isdisjoint(public)
+    for name in public - {"exercises"}:  # what the sandbox shows imports nothing it hides
+        source = (grading / name).read_text()
+        for hidden in ("checks", "judge", "worker", "grader", "gradebook", "outcomes"):
+            assert f"from .{hidden} import" not in source or name == "answers.py" and hidden == "judge"

@@ -176,8 +176,9 @@ def _python_binds() -> list[str]:
     The folders leading to them are made readable by all (bubblewrap would make them private
     to root), and hold nothing else.
     """
-    package = Path(mmlab.__file__).resolve().parent
-    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package}
+    package = Path(mmlab.__file__).absolute().parent
+    roots = {Path(p).absolute() for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)}
+    roots.add(package)
     args, made = [], set()
     for root in sorted(roots, key=lambda p: len(p.parts)):
         if any(parent in roots for parent in root.parents) or root.is_relative_to("/usr"):
@@ -207,11 +208,6 @@ def sandboxed(argv: list[str], *, sockets: Path, limits: Limits, uid: int | None
         "--hostname",
         "graded",
         *_system_binds(),
-        *_python_binds(),
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
         "--size",
         str(limits.disk_mb * 2**20),
         "--perms",
@@ -222,6 +218,11 @@ def sandboxed(argv: list[str], *, sockets: Path, limits: Limits, uid: int | None
         "0777",
         "--dir",
         HOME,
+        *_python_binds(),  # after /tmp: Python or mmlab may live below it
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
         "--bind",
         str(sockets),
         str(sockets),
@@ -236,7 +237,7 @@ def sandboxed(argv: list[str], *, sockets: Path, limits: Limits, uid: int | None
 
 def kernel_environment(*, home: str, extra: dict[str, str]) -> dict[str, str]:
     """The whole environment of a graded kernel: nothing of the grader's leaks in."""
-    package_parent = str(Path(mmlab.__file__).resolve().parent.parent)
+    package_parent = str(Path(mmlab.__file__).absolute().parent.parent)
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",

@@ -142,6 +142,7 @@ class Run:
         finally:
             if self.stop and self.stop.get("event") == "died":
                 self.stop["how"] = _how_it_died(km)
+            _kill(km)
             shutil.rmtree(sockets, ignore_errors=True)
 
     def _run_cells(self, client: LimitedClient, cases: dict, deadline: float) -> None:
@@ -205,6 +206,22 @@ class Run:
             self.collected[check_id] = self.cells[index]
         cell.source, cell.outputs = shown, outputs
         return True
+
+
+def _kill(km: AsyncKernelManager) -> None:
+    """End the kernel's process group (the sandbox, or the kernel when unsafe) and all it started.
+
+    nbclient leaves a kernel manager it was given alone; the sandbox's PID namespace takes
+    every process in it along when bubblewrap, its leader, dies.
+    """
+    process = getattr(km.provisioner, "process", None) if km.provisioner else None
+    if process is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
 
 
 def _how_it_died(km: AsyncKernelManager) -> str | None:
