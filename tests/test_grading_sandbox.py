@@ -14,11 +14,13 @@ import nbformat
 import pytest
 
 import mmlab
-from mmlab.grading import cli_grade, sandbox, worker
+from mmlab.grading import cli_grade, registry, sandbox, worker
 from mmlab.grading.assemble import Slot
 from mmlab.grading.notebooks import CHECK, SOLUTION
 from mmlab.grading.outcomes import Interpreter
-from mmlab.grading.registry import Check
+from mmlab.grading.registry import register
+
+register("sandbox-never", points=1, expects="nothing", section="nowhere")(lambda v: 1)
 
 needs_sandbox = pytest.mark.skipif(
     sandbox.sandbox_problem() is not None, reason=f"no sandbox here: {sandbox.sandbox_problem()}"
@@ -154,20 +156,19 @@ def test_the_watchdog_kills_a_run_that_overruns_and_the_checks_say_so(tmp_path):
     from mmlab.grading.assemble import Assembled
     from mmlab.grading.grader import run_worker
 
-    nb = notebook("x = 1", 'check("never", 1)')
+    nb = notebook("x = 1", 'check("sandbox-never", 1)')
     slots = [
         Slot(SOLUTION, "code", "x = 1", "answer:never"),
-        Slot(CHECK, "code", 'check("never", 1)', "check:never", ("never",)),
+        Slot(CHECK, "code", 'check("sandbox-never", 1)', "check:never", ("sandbox-never",)),
     ]
-    limits = sandbox.Limits(notebook_timeout=0.2, startup_grace=0)
+    limits = sandbox.Limits(notebook_timeout=0.5, startup_grace=0)
     result, killed = run_worker(tmp_path, Assembled(nb, slots), learner="ada", limits=limits, unsafe=True)
     assert killed
-    never = Check("never", 1, "never", "nothing", "nowhere", solve=lambda v: 1)
     interpreter = Interpreter(slots, result, killed=killed, limits=limits)
-    [verdict] = interpreter.results({"never": never})
+    [verdict] = interpreter.results({"sandbox-never": registry.get_check("sandbox-never")})
     assert interpreter.notebook_status() == "timeout"
     assert (verdict.status, verdict.points) == ("not-run", 0)
-    assert "stopped after 0.2 s" in verdict.message
+    assert "stopped after 0.5 s" in verdict.message
 
 
 def test_without_a_sandbox_grading_refuses_unless_told_unsafe(tmp_path, monkeypatch, capsys):

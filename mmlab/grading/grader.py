@@ -7,8 +7,9 @@ For each learner and each assignment (a source notebook), the grader
    never placed where graded code runs;
 2. assembles the notebook to run: the learner's cells, and the source's check cells after
    the answers they check (``assemble``);
-3. runs it in a worker process (``worker``) that drives the notebook's kernel in a sandbox
-   (``sandbox``) and collects the answers as plain data; the learner id is the folder's name;
+3. runs it (``worker``, one thread per notebook at a time): the notebook's kernel runs in a
+   sandbox (``sandbox``), and only its answers come out, as plain data; the learner id is
+   the folder's name;
 4. judges each answer outside the sandbox, against the answer key (``judge``), turns it into
    points with a message that names the cause of every failure (``outcomes``), and renders
    the feedback page.
@@ -22,12 +23,8 @@ interrupted run keeps what it finished.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -37,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import feedback, notebooks, registry, submission
+from . import feedback, notebooks, registry, submission, worker
 from .assemble import Assembled, assemble
 from .build import check_problems, source_notebooks
 from .gradebook import Gradebook
@@ -154,44 +151,26 @@ def _another_exercise(assignment: Assignment, loaded: submission.Submission, pat
 
 
 def run_worker(scratch: Path, built: Assembled, *, learner: str, limits: Limits, unsafe: bool) -> tuple[dict, bool]:
-    """Run the assembled notebook in a worker process: (its result, whether the watchdog killed it)."""
+    """Run the assembled notebook in a sandboxed kernel (``worker``): (its result, whether the
+    watchdog had to end it)."""
     notebook = scratch / "notebook.ipynb"
     nbformat.write(built.nb, notebook)
+    uid = None if unsafe else UIDS.take()
     spec = {
         "notebook": str(notebook),
         "executed": str(scratch / "executed.ipynb"),
-        "result": str(scratch / "result.json"),
         "scratch": str(scratch),
         "learner": learner,
         "checks": {str(i): notebooks.check_answers(s.source) for i, s in enumerate(built.slots) if s.checks},
         "limits": dataclasses.asdict(limits),
         "unsafe": unsafe,
+        "uid": uid,
     }
-    uid = None if unsafe else UIDS.take()
     try:
-        (scratch / "spec.json").write_text(json.dumps({**spec, "uid": uid}), encoding="utf-8")
-        with open(scratch / "worker.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "mmlab.grading.worker", str(scratch / "spec.json")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                process.wait(timeout=limits.wall_seconds)
-                killed = False
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                killed = True
+        result = worker.grade(spec)
     finally:
         UIDS.give_back(uid)
-    try:
-        return json.loads((scratch / "result.json").read_text(encoding="utf-8")), killed
-    except (FileNotFoundError, json.JSONDecodeError):
-        tail = (scratch / "worker.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-        return {"error": f"the worker left no result ({tail[0] if tail else 'it printed nothing'})"}, killed
+    return result, result.get("killed", False)
 
 
 def declared_learner(cells) -> str | None:

@@ -1,39 +1,35 @@
 """Run one assembled notebook in a sandboxed kernel, collect its answers, and judge them outside.
 
-``python -m mmlab.grading.worker SPEC.json`` is started by the grader for each notebook. It
-is trusted code and runs outside the sandbox: it loads the answer key, draws the learner's
+``grade(spec)`` runs in the grader's process, one thread per notebook being graded. It is
+trusted code and runs outside the sandbox: it loads the answer key, draws the learner's
 variants and the inputs of each function check, starts the notebook's kernel in the sandbox
 (``mmlab.grading.sandbox``) and drives it cell by cell over Unix sockets. At each check cell
 it does not run the cell's ``check(...)``; it asks the kernel for the answer the cell names,
 as plain data, and gets back JSON. Once the kernel is gone it judges every answer
-(``mmlab.grading.judge``) and writes the verdicts, with what happened cell by cell, to a
-file the sandbox never saw. Whatever the notebook does (patch mmlab, redefine ``check``,
-print fake results, kill its kernel) it can change only the answers it gives.
+(``mmlab.grading.judge``) and returns the verdicts, with what happened cell by cell. A
+watchdog ends the sandbox of a run that overruns its time, whatever it is doing. Whatever
+the notebook does (patch mmlab, redefine ``check``, print fake results, kill its kernel) it
+can change only the answers it gives.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-# nbformat imports jsonschema, which imports rfc3987_syntax when installed; that builds a
-# grammar for most of a second, once per graded notebook. Nothing here validates URIs.
-sys.modules.setdefault("rfc3987_syntax", None)
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
 
-import nbformat  # noqa: E402
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
-from nbclient.exceptions import DeadKernelError  # noqa: E402
-
-from . import judge, learner, plain, registry  # noqa: E402
-from .answers import GRADING_ENV, MIME  # noqa: E402
-from .sandbox import HOME, Limits, kernel_environment, sandboxed  # noqa: E402
+from . import judge, learner, plain, registry
+from .answers import GRADING_ENV, MIME
+from .sandbox import HOME, Limits, kernel_environment, sandboxed
 
 TIMEOUT_ENAME = "CellTimeout"
 PROBE_SECONDS = 3
@@ -95,6 +91,14 @@ class Run:
         self.collected: dict[str, dict] = {}  # check id -> the fate of the request for its answer
         self.answers: dict[str, dict] = {}
         self.stop: dict | None = None
+        self.km: AsyncKernelManager | None = None
+        self.killed = False
+
+    def kill(self) -> None:
+        """The watchdog's call: end the sandbox now (the run then finds its kernel dead)."""
+        self.killed = True
+        if self.km is not None:
+            _kill(self.km)
 
     def execute(self, variants: dict, cases: dict) -> None:
         sockets = Path(tempfile.mkdtemp(prefix="mmlab-k-"))
@@ -109,6 +113,7 @@ class Run:
         # sandbox with it: ask the kernel to interrupt itself instead.
         km.kernel_spec.interrupt_mode = "message"
         km.owner = self.spec["uid"]
+        self.km = km
         km.wrap = lambda argv: sandboxed(
             argv, sockets=sockets, limits=self.limits, uid=self.spec["uid"], unsafe=self.spec["unsafe"]
         )
@@ -133,7 +138,8 @@ class Run:
         )
         deadline = time.monotonic() + self.limits.notebook_timeout
         try:
-            with client.setup_kernel(env=env, cwd=self.spec["scratch"]):
+            log = open(Path(self.spec["scratch"]) / "kernel.log", "wb")  # noqa: SIM115 - closed below
+            with log, client.setup_kernel(env=env, cwd=self.spec["scratch"], stdout=log, stderr=log):
                 self._run_cells(client, cases, deadline)
         except DeadKernelError:
             pass  # recorded by _run_cells
@@ -150,7 +156,7 @@ class Run:
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.killed:
                 self.stop = {"event": "deadline", "index": index}
                 return
             limit = "cell" if self.limits.cell_timeout <= remaining else "notebook"
@@ -243,17 +249,6 @@ def _answer_in(outputs: list, check_id: str) -> dict | None:
     return found
 
 
-def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    result_path = Path(spec["result"])
-    try:
-        result = grade(spec)
-    except BaseException as error:  # report, never crash silently: the grader reads the result file
-        result = {"error": f"{type(error).__name__}: {error}"}
-    result_path.write_text(json.dumps(result), encoding="utf-8")
-    return 0
-
-
 def grade(spec: dict) -> dict:
     """Run the notebook of ``spec`` and judge it: the result the grader reads."""
     registry.load_checks()
@@ -269,7 +264,12 @@ def grade(spec: dict) -> dict:
         except judge.CheckBroken as error:
             broken[check_id] = str(error)
     run = Run(spec)
-    run.execute(variants, cases)
+    watchdog = threading.Timer(run.limits.wall_seconds, run.kill)
+    watchdog.start()
+    try:
+        run.execute(variants, cases)
+    finally:
+        watchdog.cancel()
     nbformat.write(run.nb, spec["executed"])
     verdicts = {}
     for check_id, check in checks.items():
@@ -282,8 +282,6 @@ def grade(spec: dict) -> dict:
         "cells": {str(k): v for k, v in run.cells.items()},
         "collected": run.collected,
         "stop": run.stop,
+        "killed": run.killed,
     }
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
