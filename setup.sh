@@ -7,8 +7,9 @@
 #
 # Each creates .venv in this folder (or reuses it) and installs mmlab into it with its test
 # tools, again only when pyproject.toml has changed since; pip brings everything the course
-# needs, diagrams included. The tests also need Chromium, which comes from apt-get when this
-# user is root or may use sudo without a password. Where that is not possible the script
+# needs, diagrams included. System tools come from apt-get when this user is root or may use
+# sudo without a password: bubblewrap (the sandbox mmlab grade runs notebooks in) always, and
+# for the tests Chromium. Where that is not possible the script
 # prints the command to run and carries on; with CI=true a missing tool is an error instead.
 # When another apt-get or dpkg holds the package lock (unattended-upgrades, say), apt-get
 # waits for it, up to MMLAB_APT_LOCK_WAIT seconds (default 600), saying so, then retries.
@@ -137,6 +138,12 @@ ensure_mmlab() {
   cp pyproject.toml "$stamp"
 }
 
+need_bubblewrap() {
+  [ "$(uname -s)" = Linux ] || return 0
+  need_tool "mmlab grade runs learners' notebooks in its sandbox" "$(sudo_prefix)apt-get install bubblewrap" \
+    bubblewrap bwrap
+}
+
 need_chromium() {
   if [ -n "${MMLAB_CHROMIUM:-}" ]; then
     [ -x "$MMLAB_CHROMIUM" ] || die "MMLAB_CHROMIUM=$MMLAB_CHROMIUM is not an executable file"
@@ -163,6 +170,7 @@ main() {
   cd "$(dirname "$0")"
   ensure_venv
   ensure_mmlab
+  need_bubblewrap
 
   case "$action" in
     course)

@@ -212,7 +212,8 @@ def unzip(archive: Path, into: Path) -> Path:
 
 def test_the_gradescope_autograder_grades_one_submission(guide_run, tmp_path):
     project, _ = guide_run
-    ag = unzip(project / "autograder.zip", tmp_path / "autograder")
+    ag = unzip(project.parent / "autograder.zip", tmp_path / "autograder")
+    assert not any(p.name.startswith(("autograder", "gradescope")) for p in project.iterdir())  # no solution left
     notebook = next((ag / "source" / "solutions").glob("*.ipynb")).name
     (ag / "submission").mkdir()
     email = "ada@example.org"

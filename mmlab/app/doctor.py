@@ -25,13 +25,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..grading.sandbox import sandbox_problem
 from .jupyter import COURSE_DIR
 
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MIN_PYTHON = (3, 10)
 
-COURSE, TESTS, LIVE = "Course", "Tests", "Live lab"
+COURSE, GRADING, TESTS, LIVE = "Course", "Grading", "Tests", "Live lab"
 
 # Findings that the pytest markers ``live`` and ``browser`` depend on.
 LIVE_LAB_NEEDS = ("transparent hugepages", "root")
@@ -55,6 +56,7 @@ class Facts:
     chromium: str | None  # path of a Chromium-compatible browser
     course_dir: Path  # where mmlab lab looks for the notebooks
     course_found: bool  # whether that folder exists
+    sandbox_problem: str | None = None  # why mmlab grade cannot sandbox notebooks here; None when it can
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def gather() -> Facts:
         chromium=find_chromium(),
         course_dir=COURSE_DIR,
         course_found=COURSE_DIR.is_dir(),
+        sandbox_problem=sandbox_problem(),
     )
 
 
@@ -207,6 +210,16 @@ def diagnose_renderer(facts: Facts) -> Finding:
     return Finding(COURSE, "diagrams", True, f"drawn by {facts.renderer}")
 
 
+def diagnose_sandbox(facts: Facts) -> Finding:
+    name = "sandbox (bubblewrap)"
+    if facts.sandbox_problem:
+        hint = "sudo apt-get install bubblewrap" if facts.platform.startswith("linux") else "grade on Linux"
+        return Finding(
+            GRADING, name, False, f"mmlab grade will refuse learners' notebooks: {facts.sandbox_problem}", hint
+        )
+    return Finding(GRADING, name, True, "each graded notebook runs in its own sandbox")
+
+
 def diagnose_chromium(facts: Facts) -> Finding:
     if facts.platform == "darwin":
         hint = (
@@ -258,6 +271,7 @@ def diagnose(facts: Facts) -> list[Finding]:
         *diagnose_packages(facts),
         diagnose_course_dir(facts),
         diagnose_renderer(facts),
+        diagnose_sandbox(facts),
         diagnose_chromium(facts),
         diagnose_thp(facts),
         diagnose_root(facts),
@@ -276,6 +290,7 @@ def render(findings: Iterable[Finding], kernel: str) -> str:
     findings = list(findings)
     titles = {
         COURSE: COURSE,
+        GRADING: f"{GRADING} (mmlab grade, for instructors)",
         TESTS: f"{TESTS} (./setup.sh test)",
         LIVE: f"{LIVE} (this kernel: Linux {kernel})",
     }
@@ -289,9 +304,7 @@ def render(findings: Iterable[Finding], kernel: str) -> str:
                     lines.append(f"        -> {finding.advice}")
         lines.append("")
     if any(f.blocking and not f.ok for f in findings):
-        lines.append(
-            "The course cannot start yet: do the TODO items under Course (./setup.sh course does them)."
-        )
+        lines.append("The course cannot start yet: do the TODO items under Course (./setup.sh course does them).")
     elif any(not f.ok for f in findings):
         lines.append("The course is ready. The TODO items above are optional: do them for what they enable.")
     else:
