@@ -33,6 +33,9 @@ from .sandbox import HOME, Limits, kernel_environment, sandboxed
 
 TIMEOUT_ENAME = "CellTimeout"
 PROBE_SECONDS = 3
+KEY = threading.Lock()
+"""Held while the answer key runs the model: the model keeps its running machine in one global
+place, so two threads must never run it at once."""
 KILLED_BY = {128 + signal.SIGKILL: "killed", 128 + signal.SIGXCPU: "cpu", 128 + signal.SIGXFSZ: "disk"}
 
 
@@ -231,7 +234,7 @@ def _kill(km: AsyncKernelManager) -> None:
 
 
 def _how_it_died(km: AsyncKernelManager) -> str | None:
-    """"killed", "cpu" or "disk" when the sandbox's exit status says a signal or limit ended it."""
+    """ "killed", "cpu" or "disk" when the sandbox's exit status says a signal or limit ended it."""
     process = getattr(km.provisioner, "process", None) if km.provisioner else None
     code = process.poll() if process is not None else None
     if code is None:
@@ -255,14 +258,15 @@ def grade(spec: dict) -> dict:
     who = spec["learner"]
     ids = [check_id for pairs in spec["checks"].values() for check_id, _ in pairs]
     checks = {check_id: registry.get_check(check_id) for check_id in ids}
-    variants = {exercise: plain.encode(learner.draw(exercise, who)) for exercise in registry.exercises()}
     variant_of = {c.id: learner.variant(c.exercise, who) for c in checks.values()}
-    cases, broken = {}, {}
-    for check_id, check in checks.items():
-        try:
-            cases[check_id] = judge.cases_for(check, variant_of[check_id])
-        except judge.CheckBroken as error:
-            broken[check_id] = str(error)
+    with KEY:
+        variants = {exercise: plain.encode(learner.draw(exercise, who)) for exercise in registry.exercises()}
+        cases, broken = {}, {}
+        for check_id, check in checks.items():
+            try:
+                cases[check_id] = judge.cases_for(check, variant_of[check_id])
+            except judge.CheckBroken as error:
+                broken[check_id] = str(error)
     run = Run(spec)
     watchdog = threading.Timer(run.limits.wall_seconds, run.kill)
     watchdog.start()
@@ -272,11 +276,14 @@ def grade(spec: dict) -> dict:
         watchdog.cancel()
     nbformat.write(run.nb, spec["executed"])
     verdicts = {}
-    for check_id, check in checks.items():
-        if check_id in broken:
-            verdicts[check_id] = judge.Verdict(check_id, judge.ERROR, 0, check.points, broken[check_id], check.hidden)
-        elif check_id in run.answers:
-            verdicts[check_id] = judge.judge(check, variant_of[check_id], cases[check_id], run.answers[check_id])
+    with KEY:
+        for check_id, check in checks.items():
+            if check_id in broken:
+                verdicts[check_id] = judge.Verdict(
+                    check_id, judge.ERROR, 0, check.points, broken[check_id], check.hidden
+                )
+            elif check_id in run.answers:
+                verdicts[check_id] = judge.judge(check, variant_of[check_id], cases[check_id], run.answers[check_id])
     return {
         "verdicts": {k: vars(v) for k, v in verdicts.items()},
         "cells": {str(k): v for k, v in run.cells.items()},
@@ -284,4 +291,3 @@ def grade(spec: dict) -> dict:
         "stop": run.stop,
         "killed": run.killed,
     }
-
