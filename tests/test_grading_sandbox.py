@@ -196,3 +196,37 @@ def test_the_sandbox_shows_only_the_learners_side_of_grading():
         source = (grading / name).read_text()
         for hidden in ("checks", "judge", "worker", "grader", "gradebook", "outcomes"):
             assert f"from .{hidden} import" not in source or name == "answers.py" and hidden == "judge"
+
+
+ORDINARY = r"""
+import subprocess, sys, tempfile
+from pathlib import Path
+from mmlab.grading import sandbox
+assert sandbox.sandbox_problem() is None, sandbox.sandbox_problem()
+with tempfile.TemporaryDirectory() as sockets:
+    probe = "import os, mmlab.grading; print(os.getuid(), sorted(os.listdir(os.path.dirname(mmlab.__path__[0]))))"
+    limits = sandbox.Limits()
+    argv = [sys.executable, "-c", probe]
+    command = sandbox.sandboxed(argv, sockets=Path(sockets), limits=limits, uid=None, unsafe=False)
+    env = sandbox.kernel_environment(home=sandbox.HOME, extra={})
+    print(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+"""
+
+
+def test_an_ordinary_user_gets_the_same_sandbox(tmp_path):
+    """As nobody, with the system's Python: bubblewrap makes the user namespace itself."""
+    system_python = Path("/usr/bin/python3")
+    if os.geteuid() != 0 or not system_python.exists() or sandbox.sandbox_problem():
+        pytest.skip("needs root (to become nobody), /usr/bin/python3 and bubblewrap")
+    project = Path(mmlab.__file__).resolve().parent.parent
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(project), "HOME": str(tmp_path)}
+    tmp_path.chmod(0o777)
+    done = subprocess.run(
+        [*nobody, str(system_python), "-c", ORDINARY], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    if "Permission denied" in done.stderr and "mmlab" in done.stderr:
+        pytest.skip(f"nobody cannot read the project at {project}")
+    assert done.returncode == 0, done.stderr
+    uid, listing = done.stdout.split(" ", 1)
+    assert uid == "65534" and "solutions" not in listing and "mmlab" in listing
