@@ -322,3 +322,16 @@ def test_a_graded_kernel_reads_its_variants_from_the_grader(clean_learner, monke
     v = variant("unit-sizes")
     assert (v.pages, v.order, v.learner) == (5, [1, 2], "ada")
     assert dict(variant("unit-no-such-variant")) == {}
+
+
+# --- feedback in a notebook links to the lecture --------------------------------------------
+def test_the_sections_feedback_names_link_to_the_lecture_headings():
+    from mmlab.grading.links import feedback_html, section_href
+
+    title = "Patch 2/3: the split moves into the walk (`29e847d2ade3`)"
+    href = section_href("6.3", title, "course/06-the-series.ipynb")
+    assert href == "../course/06-the-series.ipynb#6.3-Patch-2/3:-the-split-moves-into-the-walk-(29e847d2ade3)"
+    message = "✘ x.\nReread: lecture 4, section 4.3 'Large folios: all or nothing' (course/04-mlock.ipynb) <now>."
+    page = feedback_html(message)
+    assert '<a href="../course/04-mlock.ipynb#4.3-Large-folios:-all-or-nothing"' in page
+    assert "&lt;now&gt;" in page and "<now>" not in page
