@@ -142,15 +142,16 @@ class Run:
         deadline = time.monotonic() + self.limits.notebook_timeout
         try:
             log = open(Path(self.spec["scratch"]) / "kernel.log", "wb")  # noqa: SIM115 - closed below
-            with log, client.setup_kernel(env=env, cwd=self.spec["scratch"], stdout=log, stderr=log):
+            # cleanup_kc: nbclient shuts down a kernel manager it was given only when told to,
+            # and only then frees its sockets and ZeroMQ context
+            setup = client.setup_kernel(env=env, cwd=self.spec["scratch"], stdout=log, stderr=log, cleanup_kc=True)
+            with log, setup:
                 self._run_cells(client, cases, deadline)
         except DeadKernelError:
             pass  # recorded by _run_cells
         except Exception as error:  # the kernel never started, or nbclient itself failed
             self.stop = self.stop or {"event": "kernel-failed", "message": f"{type(error).__name__}: {error}"}
         finally:
-            if self.stop and self.stop.get("event") == "died":
-                self.stop["how"] = _how_it_died(km)
             _kill(km)
             shutil.rmtree(sockets, ignore_errors=True)
 
@@ -176,7 +177,7 @@ class Run:
         try:
             return self._execute_alive(client, index, cell, limit, store_history)
         except DeadKernelError:
-            self.stop = {"event": "died", "index": index}
+            self.stop = {"event": "died", "index": index, "how": _how_it_died(self.km)}
             raise
 
     def _execute_alive(self, client: LimitedClient, index: int, cell, limit: str, store_history: bool) -> bool:
