@@ -12,6 +12,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from mmlab.app.workspace import WORK_DIR
+
 REPO = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".git", ".venv", "build", "dist", "_site", "grading-out", "__pycache__", ".pytest_cache", ".ruff_cache",
              ".hypothesis", ".ipynb_checkpoints", ".jupyter"}
@@ -69,6 +71,8 @@ def test_no_file_points_outside_the_project(path):
                 continue  # a web address, mail, or a section of the same page
             linked = (path.parent / unquote(target.split("#")[0])).resolve()
             assert linked.is_relative_to(REPO), f"{path.relative_to(REPO)} links outside the project: {target}"
+            if linked.is_relative_to(REPO / WORK_DIR):  # the learner's copies, made by `mmlab lab`
+                linked = REPO / linked.relative_to(REPO / WORK_DIR)
             assert linked.exists(), f"{path.relative_to(REPO)} links to {target}, which does not exist"
 
 
