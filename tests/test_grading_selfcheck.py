@@ -3,6 +3,7 @@
 import argparse
 import hashlib
 
+import nbformat
 import pytest
 from fixtures.grading import corpus
 
@@ -53,6 +54,16 @@ def test_by_default_the_exercises_folder_is_checked(course, capsys, monkeypatch)
     out = capsys.readouterr().out
     assert "01-pages.ipynb: 0 of 2 points" in out and "02-huge.ipynb: 0 of 3 points" in out
     assert "NotImplementedError" in out
+
+
+def test_by_default_the_learners_own_copies_are_checked_where_they_exist(course, capsys, monkeypatch):
+    monkeypatch.chdir(course)
+    mine = course / "my-work" / "exercises"
+    mine.mkdir(parents=True)
+    (mine / "02-huge.ipynb").write_text(nbformat.writes(corpus.right("02-huge.ipynb")), encoding="utf-8")
+    assert run() == 0
+    out = capsys.readouterr().out
+    assert "02-huge.ipynb: 3 of 3 points" in out and "01-pages.ipynb" not in out
 
 
 def test_nothing_to_check_is_a_clear_error(tmp_path, capsys, monkeypatch):

@@ -1,6 +1,7 @@
 """``mmlab check [NOTEBOOK ...]``: which of your exercises pass their public checks, and what to reread.
 
-Runs copies of your notebooks (default: every notebook in exercises/), never the originals,
+Runs your notebooks (default: your own copies in my-work/exercises/ where ``mmlab lab`` made
+them, else every notebook in exercises/), reading them only,
 with the public checks only; hidden checks run only when your work is graded, and the
 report says so. Exit status 0 when every public check passed, 1 otherwise.
 """
@@ -26,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="*",
         metavar="NOTEBOOK",
-        help="notebooks to check (default: every notebook in --exercises)",
+        help="notebooks to check (default: your copies in my-work/exercises, else every notebook in --exercises)",
     )
     parser.add_argument(
         "--exercises",
@@ -44,7 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    notebooks = args.notebooks or sorted(args.exercises.glob("*.ipynb"))
+    mine = args.exercises.parent / "my-work" / "exercises"  # where mmlab lab keeps the learner's copies
+    notebooks = args.notebooks or sorted((mine if mine.is_dir() else args.exercises).glob("*.ipynb"))
     if not notebooks:
         print(f"mmlab check: no notebooks to check (none given, and none in {args.exercises}/).", file=sys.stderr)
         return 2
