@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from mmlab.grading import check, judge, learner, plain, registry, variant
-from mmlab.grading.answers import collect
+from mmlab.grading.collect import collect
 from mmlab.grading.compare import mismatch
 from mmlab.grading.registry import register, register_variant
 

@@ -46,6 +46,7 @@ from .sandbox import UIDS, Limits
 LEARNER_ID = re.compile(r"""learner_id\(\s*["']([^"'\n]{1,100})["']\s*\)""")
 RENAMED = re.compile(r"^(?P<stem>.+?)(?: \((?P<n>\d+)\)|-Copy(?P<copy>\d+)| copy(?: (?P<m>\d+))?)$")
 
+
 class GradingError(ValueError):
     """A problem with the grading run as a whole (its folders or its sources): nothing was graded."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import learner, plain, registry
-from .answers import collect
+from .collect import collect
 from .compare import mismatch, shown
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"

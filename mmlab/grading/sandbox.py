@@ -41,7 +41,7 @@ from pathlib import Path
 import mmlab
 
 INSTALL_HINT = "sudo apt-get install bubblewrap (Debian, Ubuntu), or: dnf install bubblewrap (Fedora)"
-PUBLIC = ("__init__.py", "answers.py", "learner.py", "plain.py", "registry.py", "links.py", "exercises")
+PUBLIC = ("__init__.py", "answers.py", "collect.py", "learner.py", "plain.py", "registry.py", "links.py", "exercises")
 """What a sandboxed kernel sees of ``mmlab/grading``: the learner's side of a check, nothing else."""
 
 SANDBOX_UID = 61000

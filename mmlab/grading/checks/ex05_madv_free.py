@@ -75,8 +75,11 @@ register(
     TABLE,
     points=3,
     expects=(
-        "a dict with one row per order (" + ", ".join(map(repr, ORDERS)) + "), each a dict of "
-        + ", ".join(map(repr, COLUMNS)) + ", for your {thps} THP(s) written with {value} on kernel {kernel}"
+        "a dict with one row per order ("
+        + ", ".join(map(repr, ORDERS))
+        + "), each a dict of "
+        + ", ".join(map(repr, COLUMNS))
+        + ", for your {thps} THP(s) written with {value} on kernel {kernel}"
     ),
     section=section("5.8"),
     mistakes={

@@ -105,9 +105,9 @@ EXPECTS_DISCARD = (
     "reclaim's own reference), on every kernel that has the PMD-level discard"
 )
 
-register(
-    DISCARD, points=2, expects=EXPECTS_DISCARD, section=section("6.4", "6.5"), cases=lambda v: list(v.public)
-)(discards)
+register(DISCARD, points=2, expects=EXPECTS_DISCARD, section=section("6.4", "6.5"), cases=lambda v: list(v.public))(
+    discards
+)
 
 register(
     "ex06-discard-more",
@@ -160,9 +160,9 @@ EXPECTS_STEP = (
     "its walk, one of " + ", ".join(map(repr, DECISIONS))
 )
 
-register(STEP, points=3, expects=EXPECTS_STEP, section=section("6.3", "6.4"), cases=lambda v: steps(
-    public_recipes(v)
-))(decision)
+register(STEP, points=3, expects=EXPECTS_STEP, section=section("6.3", "6.4"), cases=lambda v: steps(public_recipes(v)))(
+    decision
+)
 
 register(
     "ex06-ttu-step-more",
@@ -177,9 +177,10 @@ register(
 
 # ---------------------------------------------------------------- the v6 mlock condition
 
+
 @functools.cache
 def v6_search() -> str | list[str]:
-    """"none" if no sequence of up to SEARCH_DEPTH calls lets the v6 condition act on 6.11-v6,
+    """ "none" if no sequence of up to SEARCH_DEPTH calls lets the v6 condition act on 6.11-v6,
     else the first such sequence."""
     for depth in range(SEARCH_DEPTH + 1):
         for calls in itertools.product(V6_CALLS, repeat=depth):

@@ -63,9 +63,9 @@ EXPECTS_FATE = (
     "folio still lazyfree, PG_swapbacked clear; None when nothing is mapped there any more)"
 )
 
-register(
-    FATE, points=3, expects=EXPECTS_FATE, section=section("6.4", "7.1", "7.3"), cases=lambda v: list(v.public)
-)(fate)
+register(FATE, points=3, expects=EXPECTS_FATE, section=section("6.4", "7.1", "7.3"), cases=lambda v: list(v.public))(
+    fate
+)
 
 register(
     "ex07-fate-more",
