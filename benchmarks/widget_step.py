@@ -1,12 +1,12 @@
 """How long a learner waits after pressing an explorer button: the model step, the page-table
-DOT, the SVG from Graphviz, smaps and the HTML views (ExplorerWidget.press). The budget is
-a median of 100 ms.
+DOT, the SVG from Graphviz, smaps and the HTML views (ExplorerWidget.press). The budget:
+100 ms at the 90th percentile, over every press of every profile.
 
     .venv/bin/python benchmarks/widget_step.py [--size-mib 8] [--rounds 3]
 
 The drawing cache is cleared before every press, so each step pays for its ``dot`` run.
 "model" is the same steps on a twin Explorer without a widget, to show where time goes.
-Exits 1 if the median exceeds the budget.
+Exits 1 if the 90th percentile exceeds the budget.
 """
 
 from __future__ import annotations
@@ -69,10 +69,11 @@ def main(argv=None) -> int:
         p90 = statistics.quantiles(pressed, n=10)[-1]
         print(f"{kernel:<9} {statistics.median(pressed):9.1f} {p90:7.1f} {max(pressed):7.1f} "
               f"{statistics.median(model):13.1f}")
-    median = statistics.median(everything)
-    verdict = "within" if median <= BUDGET_MS else "OVER"
-    print(f"all       {median:9.1f}  -> {verdict} the {BUDGET_MS:.0f} ms budget for the median")
-    return 0 if median <= BUDGET_MS else 1
+    p90 = statistics.quantiles(everything, n=10)[-1]
+    verdict = "within" if p90 <= BUDGET_MS else "OVER"
+    print(f"all       {statistics.median(everything):9.1f} {p90:7.1f} {max(everything):7.1f}"
+          f"  -> {verdict} the {BUDGET_MS:.0f} ms budget for the 90th percentile")
+    return 0 if p90 <= BUDGET_MS else 1
 
 
 if __name__ == "__main__":

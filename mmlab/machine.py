@@ -16,7 +16,7 @@ from .kernels import get_profile
 from .mm import gup, madvise, memory, mlock, mmap
 from .mm.rmap import anon_vma_fork
 from .mm.swap import LRU_LISTS
-from .state import running
+from .state import Trace, running
 from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE
 
 THP_MODES = ("always", "madvise", "never")
@@ -46,7 +46,7 @@ class Machine:
         self.thp = thp
         self.use_zero_page = use_zero_page
         self.tracing = trace
-        self.trace = []
+        self.trace = Trace()
         self.vmstat = dict.fromkeys(proc.VMSTAT_FIELDS, 0)
         self.lru = {name: {} for name in LRU_LISTS}
         self.folios: dict[int, Folio] = {}

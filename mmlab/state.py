@@ -9,8 +9,8 @@ function as each profile runs it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 
 class _Current:
@@ -64,22 +64,32 @@ def count_vm_event(name: str) -> None:
     current.machine.vmstat[name] += 1
 
 
-@dataclass(frozen=True)
 class Event:
     """One modelled step: which kernel function, what it decided, and the folio's state after.
 
-    ``folio`` is a snapshot (pfn, order, refcount, mapcount, flags) so that a replay shows
-    the state as it was at this step, not as it is now.
+    ``folio`` is a snapshot (``Folio.snapshot()``: pfn, order, refcount, mapcount, flags, lru)
+    so that a replay shows the state as it was at this step, not as it is now. ``message``,
+    a str.format() template over ``details`` when there are any, is filled in when read.
     """
 
-    seq: int
-    function: str
-    message: str
-    folio: dict | None = None
-    details: dict = field(default_factory=dict)
+    __slots__ = ("seq", "function", "_message", "folio", "details")
+
+    def __init__(self, seq: int, function: str, message: str, folio=None, details: dict | None = None):
+        self.seq = seq
+        self.function = function
+        self._message = message
+        self.folio = folio
+        self.details = details or {}
+
+    @property
+    def message(self) -> str:
+        return self._message.format(**self.details) if self.details else self._message
 
     def __str__(self):
         return f"{self.function}: {self.message}"
+
+    def __repr__(self):
+        return f"<Event {self.seq} {self}>"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
@@ -87,31 +97,40 @@ class Event:
         return mimebundle(self, include, exclude)
 
 
+class Trace(Sequence):
+    """``Machine.trace``: the events recorded so far, oldest first, as a read-only sequence
+    of Events (``clear()`` empties it). Recording one appends a tuple; its Event is made
+    when it is read. A trace may hold an event per PTE of every THP reclaimed."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self):
+        self._records: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._records)))]
+        seq = index + len(self._records) if index < 0 else index
+        if not 0 <= seq < len(self._records):
+            raise IndexError("trace index out of range")
+        return Event(seq, *self._records[seq])
+
+    def clear(self) -> None:
+        self._records.clear()
+
+    def __repr__(self):
+        return f"<Trace of {len(self._records)} events>"
+
+
 def trace(function: str, message: str, folio=None, **details) -> None:
     """Record a trace event on the running Machine (if it is tracing).
 
-    With ``details``, ``message`` is a str.format() template over them, filled in only when
-    the event is recorded: calls made once per PTE then cost nothing when tracing is off."""
+    With ``details``, ``message`` is a str.format() template over them, filled in when the
+    event is read: a call made once per PTE costs a tuple and a snapshot of the folio."""
     machine = current.machine
     if machine is None or not machine.tracing:
         return
-    if details:
-        message = message.format(**details)
-    machine.trace.append(
-        Event(len(machine.trace), function, message, folio_snapshot(folio) if folio else None, details)
-    )
-
-
-def folio_snapshot(folio) -> dict:
-    from .include.mm_types import folio_entire_mapcount, folio_mapcount
-    from .include.page_flags import flag_names
-
-    return {
-        "pfn": folio.pfn,
-        "order": folio.order,
-        "refcount": folio._refcount,
-        "mapcount": folio_mapcount(folio),
-        "entire_mapcount": folio_entire_mapcount(folio),
-        "flags": flag_names(folio.flags),
-        "lru": folio.lru,
-    }
+    machine.trace._records.append((function, message, folio.snapshot() if folio is not None else None, details))

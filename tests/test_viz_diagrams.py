@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from IPython.core.formatters import DisplayFormatter
 
 from mmlab import MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, Machine, MiB
-from mmlab.state import folio_snapshot
 from mmlab.viz import (
     INSTALL_HINT,
     Diagram,
@@ -204,7 +203,7 @@ def test_step_dot_highlights_what_changed():
     m, p, a = thp_process()
     p.write(a, THP)
     folio = m.folios[0x100000]
-    before = folio_snapshot(folio)
+    before = folio.snapshot()
     p.madvise(a, THP, MADV_FREE)
     dot = step_dot(before, folio, "madvise")
     after = dot.split('"after"')[1]

@@ -9,10 +9,11 @@ folio reaches its LRU list at once (the kernel does this immediately for large f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..uapi import PAGE_SHIFT
-from .page_flags import PG
+from .page_flags import PG, flag_names
 
 # vm_area_struct->vm_flags (include/linux/mm.h)
 VM_READ = 0x1
@@ -68,9 +69,12 @@ class Folio:
     def nr_pages(self) -> int:
         return 1 << self.order
 
-    def __repr__(self):
-        from .page_flags import flag_names
+    def snapshot(self) -> FolioSnapshot:
+        """Its counts and flags now: what a trace event records and a step diagram compares."""
+        return FolioSnapshot((self.pfn, self.order, self._refcount, folio_mapcount(self),
+                              folio_entire_mapcount(self), self.flags, self.lru))
 
+    def __repr__(self):
         kind = f"THP order {self.order}" if self.order else "small"
         return (
             f"<folio pfn={self.pfn:#x} {kind} ref={self._refcount} map={folio_mapcount(self)} "
@@ -81,6 +85,50 @@ class Folio:
         from ..viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
 
         return mimebundle(self, include, exclude)
+
+
+class FolioSnapshot(tuple):
+    """A folio's counts and flags at one moment, read as a mapping with the keys ``pfn``,
+    ``order``, ``refcount``, ``mapcount``, ``entire_mapcount``, ``flags`` (names) and ``lru``.
+
+    It is a tuple underneath, made without running Python code, so that a trace may take
+    one per PTE; the flag names are made only when read."""
+
+    __slots__ = ()
+    KEYS = ("pfn", "order", "refcount", "mapcount", "entire_mapcount", "flags", "lru")
+    _FLAGS = KEYS.index("flags")
+
+    def __getitem__(self, key: str):
+        try:
+            i = self.KEYS.index(key)
+        except ValueError:
+            raise KeyError(key) from None
+        value = tuple.__getitem__(self, i)
+        return flag_names(value) if i == self._FLAGS else value
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self.KEYS else default
+
+    def keys(self):
+        return self.KEYS
+
+    def values(self):
+        return [self[k] for k in self.KEYS]
+
+    def items(self):
+        return [(k, self[k]) for k in self.KEYS]
+
+    def __iter__(self):
+        return iter(self.KEYS)
+
+    def __contains__(self, key) -> bool:
+        return key in self.KEYS
+
+    def __repr__(self):
+        return repr(dict(self.items()))
+
+
+Mapping.register(FolioSnapshot)
 
 
 def folio_ref_count(folio: Folio) -> int:

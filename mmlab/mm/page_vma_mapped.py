@@ -75,6 +75,13 @@ def page_vma_mapped_walk(pvmw: PageVmaMappedWalk) -> bool:
         pvmw.address += PAGE_SIZE
         if pvmw.address & (HPAGE_PMD_SIZE - 1) == 0:
             pvmw.flags |= PVMW_PGTABLE_CROSSED
+        elif pvmw.address < pvmw.end:
+            # Still in the PTE table whose lock the walk holds: the next entry, if it maps
+            # the folio, is the next answer (the usual case: a folio's pages in a row).
+            pte = pvmw.pmd.ptes[pte_index(pvmw.address)]
+            if pte is not None and pte.folio is folio:
+                pvmw.pte = pte
+                return True
     while pvmw.address < pvmw.end:
         entry = pmds.get(pmd_index(pvmw.address))
         if entry is None:

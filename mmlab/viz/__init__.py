@@ -6,7 +6,6 @@ without ``dot``, as the DOT source under one line on how to install Graphviz::
 
     from mmlab import Machine, MADV_FREE, MADV_HUGEPAGE, MiB
     from mmlab import viz
-    from mmlab.state import folio_snapshot
 
     m = Machine(kernel="6.11")
     p = m.spawn()
@@ -14,7 +13,7 @@ without ``dot``, as the DOT source under one line on how to install Graphviz::
     p.madvise(a, 8 * MiB, MADV_HUGEPAGE)
     p.write(a, 8 * MiB)
     folio = m.folios[0x100000]
-    before = folio_snapshot(folio)           # from mmlab.state: what a trace Event records
+    before = folio.snapshot()                # what a trace Event records
     p.madvise(a, 2 * MiB, MADV_FREE)
     viz.page_tables_diagram(p, a, 8 * MiB)   # PMD entries, PTE tables as runs, folios
     folio                                    # model objects display themselves: Folio,

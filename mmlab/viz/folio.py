@@ -9,7 +9,6 @@ import textwrap
 
 from ..include.mm_types import Folio, folio_entire_mapcount, folio_mapcount
 from ..include.page_flags import PG, flag_names
-from ..state import folio_snapshot
 from .dot import COLOURS, Graph, cell, row, runs, span_text, table
 from .entries import folio_mappings
 
@@ -130,8 +129,8 @@ SNAPSHOT_FIELDS = ("pfn", "order", "refcount", "mapcount", "entire_mapcount", "f
 
 
 def as_snapshot(state) -> dict | None:
-    """A trace snapshot (state.folio_snapshot) of a Folio, or the snapshot itself."""
-    return folio_snapshot(state) if isinstance(state, Folio) else state
+    """A trace snapshot (``Folio.snapshot()``) of a Folio, or the snapshot itself."""
+    return state.snapshot() if isinstance(state, Folio) else state
 
 
 def _show(field: str, value) -> str:
