@@ -134,12 +134,50 @@ _6_18_44 = replace(_6_18, name="6.18.44",
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_6_10, _6_11_v6, _6_11, _6_15, _6_18, _6_18_44)}
 
+# Released kernels the live lab boots under QEMU (mmlab.live.vm), each checked against runs
+# stored in tests/data/vm-*/. They are not steps of the series' story, so PROFILES (what
+# the lectures walk through) leaves them out.
+# 6.1 (Debian's 6.1.0-*, checked on 6.1.192): before the series, like 6.10 in every switch;
+# none of the later changes was backported to 6.1.y (its Debian changelog lists none).
+_6_1 = replace(_6_10, name="6.1", summary="Debian's 6.1 LTS: before the series, as 6.10")
+# 6.12.117 (checked on Debian's 6.12.118): the series is in (6.11), the 6.15 changes are
+# not; the stable fix 'mm/rmap: don't discard lazyfree THPs at PMD level' is listed under
+# ChangeLog-6.12.117 in the changelog of Debian's 6.12.118 package.
+_6_12_117 = replace(_6_11, name="6.12.117",
+                    summary="the 6.12 LTS from 6.12.117: the series, less its PMD-level discard (the 2026 stable fix)",
+                    pmd_lazyfree_discard=False)
+VM_PROFILES: dict[str, Profile] = {p.name: p for p in (_6_1, _6_12_117)}
+ALL_PROFILES: dict[str, Profile] = PROFILES | VM_PROFILES
+
 
 def get_profile(name: str) -> Profile:
     try:
-        return PROFILES[name]
+        return ALL_PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown kernel profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+        raise ValueError(f"unknown kernel profile {name!r}; choose one of: {', '.join(ALL_PROFILES)}") from None
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?(?=$|[^.\d])", text)
+    return tuple(int(x) for x in found.groups() if x is not None) if found else None
+
+
+def profile_for(release: str) -> Profile:
+    """The profile a kernel should behave like, from its ``uname -r`` or, for Debian's,
+    its ``uname -v`` (which names the upstream version: "... Debian 6.1.192-3 ...").
+
+    A stable profile (6.12.117) covers later releases of its own series only; otherwise
+    the newest mainline profile (6.11) not newer than the kernel's series. Stable
+    branches fork from mainline, so 6.13 behaves like 6.11, not like 6.12.117."""
+    debian = re.search(r"Debian (\d+\.\d+\.\d+)", release)
+    wanted = _version(debian.group(1) if debian else release)
+    if wanted is None:
+        raise ValueError(f"cannot read a kernel version from {release!r}")
+    versions = {name: _version(name) for name in ALL_PROFILES if re.fullmatch(r"[\d.]+", name)}
+    stable = [n for n, v in versions.items() if len(v) == 3 and v[:2] == wanted[:2] and v <= wanted]
+    mainline = [n for n, v in versions.items() if len(v) == 2 and v <= wanted[:2]]
+    candidates = stable or mainline or [min(versions, key=versions.get)]
+    return ALL_PROFILES[max(candidates, key=versions.get)]
 
 
 def changes_between(a: str, b: str) -> list[tuple[str, bool, bool, Change]]:

@@ -250,6 +250,8 @@ HEALTHY = doctor.Facts(
     chromium="/usr/bin/chromium",
     course_dir=Path("/p/course"),
     course_found=True,
+    qemu="/usr/bin/qemu-system-x86_64",
+    vm_kernels={"6.1": "linux-image-6.1.0-57-amd64 (cached)", "6.12": "linux-image-6.12.118+deb12-amd64"},
 )
 
 
@@ -314,6 +316,16 @@ def test_missing_optional_things_leave_the_course_ready():
     verdict = screen.splitlines()[-1]
     assert "course is ready" in verdict and "optional" in verdict
     assert "-> sudo apt-get install chromium" in screen  # not root, so through sudo
+
+
+def test_other_kernels_need_qemu_and_the_kernel_packages_and_say_how_to_get_them():
+    findings = doctor.diagnose(facts(qemu=None, euid=1000, vm_kernels={"6.1": "not found: apt knows no package"}))
+    qemu, kernels = finding(findings, "qemu"), finding(findings, "kernel packages")
+    assert (qemu.section, qemu.ok, qemu.blocking) == ("Other kernels", False, False)
+    assert qemu.advice.startswith("sudo apt-get install qemu-system-x86")
+    assert not kernels.ok and "6.1: not found" in kernels.detail and "apt-get update" in kernels.advice
+    assert doctor.unmet(findings, doctor.VM_TESTS_NEED).startswith("qemu: qemu-system-x86_64 is not on PATH")
+    assert "course is ready" in doctor.render(findings, "6.11.0").splitlines()[-1]
 
 
 @pytest.mark.parametrize(

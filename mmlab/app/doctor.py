@@ -7,8 +7,9 @@ transparent hugepage mode, the effective user); ``diagnose(facts)`` turns them i
 findings; ``render(findings)`` lays them out. Only ``gather`` looks at the machine, and it
 only reads (``/sys/kernel/mm/transparent_hugepage/enabled`` among others), never writes.
 
-The findings are grouped by what they are needed for: the course itself, the tests, and
-the live lab (which runs the course's scenarios on this machine's kernel). Only a
+The findings are grouped by what they are needed for: the course itself, the tests, the
+live lab (which runs the course's scenarios on this machine's kernel), and the live lab on
+other kernels (``mmlab live --kernel``: Debian's kernels booted under QEMU). Only a
 missing course prerequisite makes ``mmlab doctor`` exit with status 1. The diagrams need
 no system Graphviz: graphviz-pure, a dependency, draws them.
 """
@@ -32,11 +33,12 @@ THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MIN_PYTHON = (3, 10)
 
-COURSE, GRADING, TESTS, LIVE = "Course", "Grading", "Tests", "Live lab"
+COURSE, GRADING, TESTS, LIVE, VM = "Course", "Grading", "Tests", "Live lab", "Other kernels"
 
-# Findings that the pytest markers ``live`` and ``browser`` depend on.
+# Findings that the pytest markers ``live``, ``browser`` and ``vm`` depend on.
 LIVE_LAB_NEEDS = ("transparent hugepages", "root")
 BROWSER_TESTS_NEED = ("playwright", "chromium")
+VM_TESTS_NEED = ("qemu", "kernel packages")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Facts:
     chromium: str | None  # path of a Chromium-compatible browser
     course_dir: Path  # where mmlab lab looks for the notebooks
     course_found: bool  # whether that folder exists
+    qemu: str | None  # path of qemu-system-x86_64
+    vm_kernels: Mapping[str, str]  # Debian kernel version -> its package (cached or in apt's lists), or why not
     sandbox_problem: str | None = None  # why mmlab grade cannot sandbox notebooks here; None when it can
 
 
@@ -120,8 +124,27 @@ def gather() -> Facts:
         chromium=find_chromium(),
         course_dir=COURSE_DIR,
         course_found=COURSE_DIR.is_dir(),
+        qemu=shutil.which("qemu-system-x86_64"),
+        vm_kernels=_vm_kernels(),
         sandbox_problem=sandbox_problem(),
     )
+
+
+def _vm_kernels() -> dict[str, str]:
+    """For each kernel the VM tests boot: its package, "cached" when already unpacked, or
+    the reason apt cannot name one."""
+    from ..live.vm import debian
+
+    found = {}
+    for version in debian.TESTED:
+        try:
+            package = debian.package_for(version)
+        except debian.KernelUnavailable as e:
+            found[version] = f"not found: {str(e).split(':')[0]}"
+            continue
+        cached = (debian.cache_dir() / "kernels" / package / "vmlinuz").exists()
+        found[version] = package + (" (cached)" if cached else "")
+    return found
 
 
 def install_hint(facts: Facts, *, apt: str, brew: str) -> str:
@@ -264,6 +287,28 @@ def diagnose_root(facts: Facts) -> Finding:
     )
 
 
+def diagnose_qemu(facts: Facts) -> Finding:
+    return Finding(
+        VM,
+        "qemu",
+        facts.qemu is not None,
+        facts.qemu or "qemu-system-x86_64 is not on PATH",
+        install_hint(facts, apt="qemu-system-x86", brew="qemu") + " (about 18 MB)",
+    )
+
+
+def diagnose_vm_kernels(facts: Facts) -> Finding:
+    missing = [v for v, package in facts.vm_kernels.items() if package.startswith("not found")]
+    return Finding(
+        VM,
+        "kernel packages",
+        not missing,
+        ", ".join(f"{v}: {package}" for v, package in facts.vm_kernels.items()),
+        ("" if facts.euid == 0 else "sudo ") + "apt-get update, with Debian bookworm in apt's sources (it has "
+        "6.1 and 6.12); or give mmlab live --kernel a .deb or a vmlinuz path",
+    )
+
+
 def diagnose(facts: Facts) -> list[Finding]:
     """Every finding, in the order the screen shows them."""
     return [
@@ -275,6 +320,8 @@ def diagnose(facts: Facts) -> list[Finding]:
         diagnose_chromium(facts),
         diagnose_thp(facts),
         diagnose_root(facts),
+        diagnose_qemu(facts),
+        diagnose_vm_kernels(facts),
     ]
 
 
@@ -293,6 +340,7 @@ def render(findings: Iterable[Finding], kernel: str) -> str:
         GRADING: f"{GRADING} (mmlab grade, for instructors)",
         TESTS: f"{TESTS} (./setup.sh test)",
         LIVE: f"{LIVE} (this kernel: Linux {kernel})",
+        VM: f"{VM} (mmlab live --kernel: Debian's kernels under QEMU)",
     }
     lines = ["mmlab doctor: what this machine has for the course", ""]
     for section, title in titles.items():
@@ -308,7 +356,7 @@ def render(findings: Iterable[Finding], kernel: str) -> str:
     elif any(not f.ok for f in findings):
         lines.append("The course is ready. The TODO items above are optional: do them for what they enable.")
     else:
-        lines.append("Everything is ready: the course, the tests and the live lab.")
+        lines.append("Everything is ready: the course, the tests and the live lab, here and on other kernels.")
     return "\n".join(lines)
 
 

@@ -4,9 +4,10 @@ mmlab.app.pytest_plugin`` in pyproject.toml), whatever paths it is given.
 - Jupyter and IPython keep their per-user files (kernel connection files, history) in the
   project's ``.jupyter/`` folder rather than the home directory, as ``mmlab lab`` does: the
   notebook kernels nbval starts would otherwise write under ``~``.
-- A test marked ``live`` or ``browser`` is skipped, with the reason, on a machine that
-  lacks what it needs (the same findings ``mmlab doctor`` shows). Under ``CI=true`` a
-  missing browser prerequisite fails the test instead, so CI cannot pass by skipping it.
+- A test marked ``live``, ``browser`` or ``vm`` is skipped, with the reason, on a machine
+  that lacks what it needs (the same findings ``mmlab doctor`` shows). Under ``CI=true``
+  a missing browser or VM prerequisite fails the test instead, so CI cannot pass by
+  skipping it (.ci/run installs Chromium and QEMU).
 - ``MMLAB_LEARNER`` is unset: the solutions' stored outputs are those of the anonymous
   learner, and a learner id left in the shell would change every seeded variant.
 """
@@ -19,8 +20,8 @@ import pytest
 from . import doctor
 from .jupyter import jupyter_home, with_jupyter_home
 
-MARKER_NEEDS = {"live": doctor.LIVE_LAB_NEEDS, "browser": doctor.BROWSER_TESTS_NEED}
-REQUIRED_IN_CI = {"browser"}
+MARKER_NEEDS = {"live": doctor.LIVE_LAB_NEEDS, "browser": doctor.BROWSER_TESTS_NEED, "vm": doctor.VM_TESTS_NEED}
+REQUIRED_IN_CI = {"browser", "vm"}
 
 
 def pytest_configure(config):
