@@ -9,7 +9,8 @@
 # tools, again only when pyproject.toml has changed since; pip brings everything the course
 # needs, diagrams included. System tools come from apt-get when this user is root or may use
 # sudo without a password: bubblewrap (the sandbox mmlab grade runs notebooks in) always, and
-# for the tests Chromium. Where that is not possible the script
+# for the tests Chromium and QEMU (the VM tests boot Debian's 6.1 and 6.12 kernels, which
+# they fetch with apt-get download into ~/.cache/mmlab). Where that is not possible the script
 # prints the command to run and carries on; with CI=true a missing tool is an error instead.
 # When another apt-get or dpkg holds the package lock (unattended-upgrades, say), apt-get
 # waits for it, up to MMLAB_APT_LOCK_WAIT seconds (default 600), saying so, then retries.
@@ -144,6 +145,22 @@ need_bubblewrap() {
     bubblewrap bwrap
 }
 
+need_qemu() {
+  local hint
+  case "$(uname -s)" in
+    Darwin) hint="brew install qemu (the VM tests also need apt for Debian's kernels: they skip here)" ;;
+    *) hint="$(sudo_prefix)apt-get install qemu-system-x86" ;;
+  esac
+  need_tool "the VM tests boot other kernels with it" "$hint" qemu-system-x86 qemu-system-x86_64
+  # The VM tests fetch Debian's kernel packages by name: apt's lists must know them, and
+  # under CI be fresh (a superseded kernel package is soon gone from the archive).
+  if have apt-cache && may_be_root \
+    && { [ "${CI:-}" = true ] || [ -z "$(apt-cache pkgnames linux-image-6.12 2>/dev/null)" ]; }; then
+    say "refreshing apt's package lists (the VM tests look up Debian's kernel packages in them)"
+    apt_get update -q || say "apt-get update failed: the VM tests will say what is missing"
+  fi
+}
+
 need_chromium() {
   if [ -n "${MMLAB_CHROMIUM:-}" ]; then
     [ -x "$MMLAB_CHROMIUM" ] || die "MMLAB_CHROMIUM=$MMLAB_CHROMIUM is not an executable file"
@@ -178,6 +195,7 @@ main() {
       ;;
     test)
       need_chromium
+      need_qemu
       say "ruff check"
       .venv/bin/ruff check .
       say "pytest"

@@ -162,14 +162,14 @@ def _version(text: str) -> tuple[int, ...] | None:
     return tuple(int(x) for x in found.groups() if x is not None) if found else None
 
 
-def profile_for(release: str) -> Profile:
+def profile_for(release: str, version: str | None = None) -> Profile:
     """The profile a kernel should behave like, from its ``uname -r`` or, for Debian's,
-    its ``uname -v`` (which names the upstream version: "... Debian 6.1.192-3 ...").
+    its ``uname -v`` (``version``, which names the upstream release: "... Debian 6.1.192-3 ...").
 
     A stable profile (6.12.117) covers later releases of its own series only; otherwise
     the newest mainline profile (6.11) not newer than the kernel's series. Stable
     branches fork from mainline, so 6.13 behaves like 6.11, not like 6.12.117."""
-    debian = re.search(r"Debian (\d+\.\d+\.\d+)", release)
+    debian = re.search(r"Debian (\d+\.\d+\.\d+)", version or "")
     wanted = _version(debian.group(1) if debian else release)
     if wanted is None:
         raise ValueError(f"cannot read a kernel version from {release!r}")

@@ -65,7 +65,6 @@ class ThisKernel:
     ``record()``, ``measure()``."""
 
     accel = None
-    version = None
 
     def __init__(self):
         from .env import LiveUnavailable, probe
@@ -127,7 +126,7 @@ def _run_on(kernel, args, say) -> int:
     say(f"mmlab live: kernel {env.release} on {where}, THP {env.thp}, swap {env.swap_kb or 0} kB")
     for line in env.problems():
         say(f"  note: {line}")
-    args.profile = args.profile or profile_for(kernel.version or env.release).name
+    args.profile = args.profile or profile_for(env.release, env.version).name
 
     names = args.scenario or list(scenarios.SCENARIOS)
     skipped = {}
@@ -196,7 +195,7 @@ def _document(kernel, profile, host, predictions, rows, skipped, fp, timings) ->
     return {
         "environment": dataclasses.asdict(kernel.env),
         "problems": kernel.env.problems(),
-        "qemu": {"accel": kernel.accel, "boot_seconds": kernel.boot_seconds, "version": kernel.version}
+        "qemu": {"accel": kernel.accel, "boot_seconds": kernel.boot_seconds}
         if kernel.accel
         else None,
         "profile": profile,

@@ -26,6 +26,7 @@ class LiveUnavailable(RuntimeError):
 class Environment:
     system: str
     release: str | None = None
+    version: str | None = None  # uname -v: for Debian's kernels it names the upstream release
     thp: str | None = None  # the bracketed word of .../transparent_hugepage/enabled
     huge_zero_page: bool | None = None
     swap_kb: int | None = None
@@ -120,6 +121,7 @@ def probe() -> Environment:
     return Environment(
         system=system,
         release=os.uname().release,
+        version=os.uname().version,
         thp=_bracketed(_read(f"{THP_SYSFS}/enabled")),
         huge_zero_page=None if zero is None else zero.strip() == "1",
         swap_kb=_swap_kb(),

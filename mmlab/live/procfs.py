@@ -9,7 +9,12 @@ one range of the calling process:
 * ``/proc/kpageflags`` and ``/proc/kpagecount`` (root only), indexed by PFN.
 
 A field none of these can give is None; nothing is inferred beyond what they say, except
-the documented smaps fallback for PMD mappings in ``read_pages``.
+the documented fallbacks for PMD mappings in ``read_pages``, and one normalisation: the
+folio-wide flags of a tail page of a PMD-sized folio are read from its head. In 6.12,
+/proc/kpageflags reports a page's folio flags (fs/proc/page.c, stable_page_flags() reads
+``folio->flags``); in 6.1 it reports the tail page's own ``page->flags``, where LRU,
+dirty, mlocked and the rest are never set. The lab counts folio state per page on every
+kernel.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ KPF = {
     "zero_page": 24,
     "mlocked": 33,
 }
+
+# Flags kept in the folio (the head page's flags), not per page.
+FOLIO_FLAGS = sum(1 << KPF[name] for name in ("dirty", "lru", "active", "swapbacked", "unevictable", "mlocked"))
 
 # PAGEMAP_SCAN (include/uapi/linux/fs.h): _IOWR('f', 16, struct pm_scan_arg), 96-byte argument
 PAGEMAP_SCAN = 0xC0606610
@@ -197,11 +205,15 @@ def read_pages(start: int, length: int, smaps: Smaps, root: bool) -> list[PageIn
         pfn = pfns[i] if root else None
         bits = flags.get(pfn) if pfn is not None else None
         in_pmd_folio = pfn is not None and pfn - pfn % HPAGE_PMD_NR in pmd_sized
+        if in_pmd_folio and bits >> KPF["compound_tail"] & 1:
+            bits = bits & ~FOLIO_FLAGS | flags[pfn - pfn % HPAGE_PMD_NR] & FOLIO_FLAGS
         cats = scan.get(addr, 0) if scan is not None else None
         if cats is not None:
             pmd_mapped, zero = bool(cats & PAGE_IS_HUGE), bool(cats & PAGE_IS_PFNZERO)
         else:
-            pmd_mapped, zero = _pmd_mapped_from_smaps(smaps, addr), _bit(bits, "zero_page")
+            zero = _bit(bits, "zero_page")
+            # The huge zero page is only ever mapped by a PMD (a split maps small zero pages).
+            pmd_mapped = True if zero and in_pmd_folio else _pmd_mapped_from_smaps(smaps, addr)
         pages.append(
             PageInfo(
                 addr,

@@ -37,17 +37,18 @@ def initramfs_path(say=print) -> Path:
 
 class VM:
     """A kernel booted under QEMU with the live lab inside: ``env`` (the guest's
-    mmlab.live.Environment), ``version`` (its ``uname -v``), ``boot_seconds``, ``accel``,
-    ``record()`` and ``measure()``. Powered off by ``close()`` or at the end of a ``with``."""
+    mmlab.live.Environment), ``boot_seconds``, ``accel``, ``record()`` and ``measure()``.
+    Powered off by ``close()`` or at the end of a ``with``."""
 
     def __init__(self, kernel: str, accel: str = "auto", say=print):
+        qemu.qemu_binary()  # before any download: say at once when QEMU is missing
         self.kernel = debian.kernel(kernel, say)
         initrd = initramfs_path(say)
         say(f"  booting {self.kernel.package or self.kernel.vmlinuz} under QEMU")
         self._guest = qemu.boot(self.kernel.vmlinuz, initrd, accel, say)
         self.boot_seconds, self.accel = self._guest.boot_seconds, self._guest.accel
         try:
-            self.env, self.version = self._guest.call("probe")
+            self.env = self._guest.call("probe")
         except BaseException:
             self._guest.close()
             raise

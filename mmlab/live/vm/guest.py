@@ -60,7 +60,7 @@ def _serve(port: Port) -> None:
             return timing.measure(machine, size, repeats)
 
     requests = {
-        "probe": lambda: (env.probe(), os.uname().version),
+        "probe": env.probe,
         "record": lambda name, runs: scenarios.record(name, Machine, runs=runs),
         "measure": measure,
     }
