@@ -129,6 +129,8 @@ def slot_char(pages: list[PageInfo]) -> str:
         return "s"
     if len(thp) != len(present):
         return "x"
+    if any(p.pmd_mapped is None for p in present):
+        return "?"  # a THP, but whether a PMD maps it is unknown
     whole = (
         len(present) == len(pages) and len({p.pfn // HPAGE_PMD_NR for p in present if p.pfn is not None}) <= 1
     )

@@ -17,11 +17,13 @@ from mmlab import (
     MADV_PAGEOUT,
     PAGE_SIZE,
     PROT_READ,
+    PROT_WRITE,
     MiB,
     SegmentationFault,
+    proc,
 )
 from mmlab.app import cli
-from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, compare, probe, procfs, timing
+from mmlab.live import LAB_LIMIT, LabSafetyError, LiveProcessDied, Machine, compare, probe, procfs, syscalls, timing
 
 pytestmark = pytest.mark.live
 THP = HPAGE_PMD_SIZE
@@ -154,6 +156,22 @@ def test_without_root_pfns_flags_and_mapcounts_are_none_never_guessed():
     assert all(pg.present for pg in pages)
     assert all(pg.pfn is None and pg.dirty is None and pg.thp is None and pg.mapcount is None for pg in pages)
     assert all(pg.pmd_mapped is False for pg in pages)  # PAGEMAP_SCAN needs no root
+
+
+def test_without_pagemap_scan_pmd_mappings_are_inferred_from_smaps_where_unambiguous(monkeypatch):
+    """As on kernels before 6.7: THP 0 split by an mprotect of its first MiB, THP 1 whole."""
+    monkeypatch.setattr(procfs, "pagemap_scan", lambda start, length: None)
+    base = syscalls.mmap(None, 3 * THP, PROT_READ | PROT_WRITE, syscalls.MAP_PRIVATE | syscalls.MAP_ANONYMOUS)
+    try:
+        a = -(-base // THP) * THP  # this test's own memory, 2 MiB aligned
+        syscalls.madvise(a, 2 * THP, MADV_HUGEPAGE)
+        syscalls.memset(a, 1, 2 * THP)
+        syscalls.mprotect(a, THP // 2, PROT_READ)
+        smaps = procfs.parse_smaps(open("/proc/self/smaps").read(), keep=[(a, a + 2 * THP)])
+        pages = procfs.read_pages(a, 2 * THP, smaps, root=True)
+        assert proc.thp_map(pages, a, 2 * THP) == "TH"
+    finally:
+        syscalls.munmap(base, 3 * THP)
 
 
 def test_this_machine_has_everything_the_lab_uses():

@@ -15,7 +15,7 @@ from mmlab import cli, scenarios
 from mmlab.kernels import VM_PROFILES, get_profile, profile_for
 from mmlab.live import compare, evidence
 from mmlab.live.env import Environment
-from mmlab.live.vm import VM, debian, initramfs, qemu
+from mmlab.live.vm import VM, debian, initramfs
 
 DATA = Path(__file__).parent / "data"
 STORED = {version: evidence.load(DATA / f"vm-{version}") for version in debian.TESTED}

@@ -122,8 +122,8 @@ def _run_on(kernel, args, say) -> int:
     from . import compare, evidence
 
     env = kernel.env
-    where = f"under QEMU ({kernel.accel}, booted in {kernel.boot_seconds:.1f} s)" if kernel.accel else "this machine"
-    say(f"mmlab live: kernel {env.release} on {where}, THP {env.thp}, swap {env.swap_kb or 0} kB")
+    where = f"under QEMU ({kernel.accel}, booted in {kernel.boot_seconds:.1f} s)" if kernel.accel else "on this machine"
+    say(f"mmlab live: kernel {env.release} {where}, THP {env.thp}, swap {env.swap_kb or 0} kB")
     for line in env.problems():
         say(f"  note: {line}")
     args.profile = args.profile or profile_for(env.release, env.version).name

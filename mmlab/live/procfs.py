@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterable
 
 from ..proc import SMAPS_FIELDS, VMSTAT_FIELDS, PageInfo, Smaps, SmapsVma
-from ..uapi import HPAGE_PMD_NR, PAGE_SIZE
+from ..uapi import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
 from . import syscalls
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
@@ -147,16 +147,24 @@ def pagemap_scan(start: int, length: int) -> dict[int, int] | None:
     return categories
 
 
-def _pmd_mapped_from_smaps(smaps: Smaps, addr: int) -> bool | None:
-    """Without PAGEMAP_SCAN: a VMA with no AnonHugePages maps nothing by PMD, one whose
-    resident memory is all AnonHugePages maps everything by PMD; otherwise unknown."""
+def _pmd_mapped_blocks(smaps: Smaps) -> dict[int, bool | None]:
+    """Without PAGEMAP_SCAN: which 2 MiB blocks of each VMA are mapped by a PMD, by block
+    address, inferred from smaps AnonHugePages where that is unambiguous.
+
+    Only a 2 MiB aligned block that lies inside one VMA and is present throughout can be
+    PMD-mapped. When AnonHugePages counts exactly as many blocks as there are such
+    candidates, every candidate is PMD-mapped; when it is 0, none is; otherwise the VMA's
+    blocks are unknown (None)."""
+    blocks: dict[int, bool | None] = {}
     for vma in smaps.vmas:
-        if vma.start <= addr < vma.end:
-            huge, rss = vma.fields.get("AnonHugePages", 0), vma.fields.get("Rss", 0)
-            if huge == 0:
-                return False
-            return True if huge == rss else None
-    return None
+        first = -(-vma.start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+        aligned = range(first, vma.end - HPAGE_PMD_SIZE + 1, HPAGE_PMD_SIZE)
+        candidates = {b for b in aligned if all(e & PM_PRESENT for e in _read_u64s("/proc/self/pagemap",
+                                                                                    b // PAGE_SIZE, HPAGE_PMD_NR))}
+        huge = vma.fields.get("AnonHugePages", 0)
+        known = huge == 0 or huge == len(candidates) * (HPAGE_PMD_SIZE >> 10)
+        blocks.update({b: (b in candidates) if known else None for b in aligned})
+    return blocks
 
 
 def _bit(bits: int | None, name: str) -> bool | None:
@@ -196,6 +204,7 @@ def read_pages(start: int, length: int, smaps: Smaps, root: bool) -> list[PageIn
         flags.update(_read_by_pfn("/proc/kpageflags", (b + i for b in thp_blocks for i in range(HPAGE_PMD_NR))))
         pmd_sized = _pmd_sized_blocks(flags, thp_blocks)
         counts = _read_by_pfn("/proc/kpagecount", pfns.values())
+    pmd_blocks = _pmd_mapped_blocks(smaps) if scan is None else {}
     pages = []
     for i in range(count):
         addr = start + i * PAGE_SIZE
@@ -213,7 +222,7 @@ def read_pages(start: int, length: int, smaps: Smaps, root: bool) -> list[PageIn
         else:
             zero = _bit(bits, "zero_page")
             # The huge zero page is only ever mapped by a PMD (a split maps small zero pages).
-            pmd_mapped = True if zero and in_pmd_folio else _pmd_mapped_from_smaps(smaps, addr)
+            pmd_mapped = True if zero and in_pmd_folio else pmd_blocks.get(addr - addr % HPAGE_PMD_SIZE, False)
         pages.append(
             PageInfo(
                 addr,
