@@ -7,7 +7,7 @@ Requests and replies are mmlab.live.channel messages; a reply is ``("ok", result
 ``("error", traceback text)``. After ``poweroff`` the VM powers off and QEMU exits.
 
 Nothing here runs on the host: it expects to be PID 1 of a throwaway VM (it mounts /proc,
-/sys and /dev, and powers the machine off).
+/sys and /dev, puts khugepaged to sleep, and powers the machine off).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ import tty
 
 PORT = "/dev/ttyS1"  # the first serial port, ttyS0, is the kernel's console
 RB_POWER_OFF = 0x4321FEDC
+# Under emulation a scenario takes long enough for khugepaged (which scans MADV_HUGEPAGE
+# ranges every 10 s) to collapse the lab's PTE-mapped THPs between two steps; in the guest
+# it sleeps a day between scans instead. (This is the guest's sysfs, not the host's.)
+KHUGEPAGED_SLEEP = ("/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs", "86400000")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -83,6 +87,9 @@ def main() -> None:
         for fstype, target in (("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev"), ("tmpfs", "/tmp")):
             _mount(fstype, target)
         os.environ.update(HOME="/tmp", TMPDIR="/tmp", PATH="/usr/bin:/bin")
+        path, value = KHUGEPAGED_SLEEP
+        with open(path, "w") as f:
+            f.write(value)
         _serve(Port(PORT))
     except BaseException:
         traceback.print_exc()  # to the console (ttyS0), which the host shows when the guest fails

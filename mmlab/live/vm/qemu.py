@@ -8,7 +8,8 @@ socket this process listens on, so nothing reaches the network.
 
 The VM has 2 vCPUs and at most 2 GiB, no disk, no network and no swap. Its kernel command
 line sets transparent hugepages to ``madvise``, as on the machine the host recordings come
-from, so that only the lab's MADV_HUGEPAGE regions get THPs. ``boot`` uses KVM only where a
+from, so that only the lab's MADV_HUGEPAGE regions get THPs; the guest puts khugepaged to
+sleep (mmlab.live.vm.guest). ``boot`` uses KVM only where a
 guest really boots with it; otherwise QEMU emulates the CPU (TCG), which is slower but
 runs the same kernel code.
 """
