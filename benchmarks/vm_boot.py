@@ -27,7 +27,7 @@ def main() -> int:
     args = parser.parse_args()
     slow = False
     for kernel in args.kernel or debian.TESTED:
-        for n in range(args.boots):
+        for _ in range(args.boots):
             try:
                 started = time.monotonic()
                 with VM(kernel, args.accel, say=lambda *a: None) as vm:

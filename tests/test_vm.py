@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmlab import cli, scenarios
+from mmlab import scenarios
+from mmlab.app import cli
 from mmlab.kernels import VM_PROFILES, get_profile, profile_for
 from mmlab.live import compare, evidence
 from mmlab.live.env import Environment
@@ -143,14 +144,50 @@ def test_each_profile_is_chosen_for_its_kernel_and_cites_its_changes(version):
     assert set(VM_PROFILES) == set(PROFILE.values())
 
 
-@pytest.mark.parametrize(("version", "name"), [(v, n) for v in debian.TESTED for n in sorted(scenarios.SCENARIOS)])
-def test_the_model_agrees_with_the_recorded_kernel(version, name):
-    stored = STORED[version][name]
-    model = compare.predict([name], [PROFILE[version]], Environment(**stored["machine"]))[PROFILE[version]][name]
-    assert [
-        f"step {r.step} {r.label}: {r.path}: model {r.left!r}, {version} {r.right!r}"
-        for r in compare.disagreements(model, stored["record"])
-    ] == []
+# Where the model's profile and the recorded kernel part, and why: each rule names the
+# fields it explains, and every one must explain something (else the model or the kernel
+# changed, and the rule goes). Checked in Debian's linux-source-6.1 and -6.12 packages.
+KNOWN = {
+    "6.1": {
+        # mm/rmap.c page_remove_rmap(): 6.1 queues a THP for deferred split (and counts
+        # thp_deferred_split_page) whenever one of its pages loses a PTE mapping, also when
+        # a split freezes the PTEs; 6.12's __folio_remove_rmap() queues only a folio left
+        # partly mapped, which is what the model does.
+        "every PTE unmap of a THP page queues it for deferred split": lambda scenario, label, path: (
+            path == "vmstat.thp_deferred_split_page"
+        ),
+        # mm/madvise.c madvise_cold_or_pageout_pte_range(): 6.1 splits every PTE-mapped THP
+        # it meets; later kernels (and the model) split only one the range covers in part.
+        # Reclaim then sees small folios: no THP split or swap fallback there.
+        "MADV_COLD/PAGEOUT split a PTE-mapped THP even when the range covers all of it": lambda s, label, path: (
+            (s, label) in {("madv-cold", "MADV_COLD again"), ("lazyfree-rewrite-twice", "MADV_PAGEOUT again"),
+                           ("pinned-lazyfree", "MADV_PAGEOUT again")}  # fmt: skip
+        ),
+    },
+    "6.12": {
+        # Debian builds 6.12 with CONFIG_LRU_GEN_ENABLED=y: the multi-gen LRU keeps a folio's
+        # age as a generation in its flags, not as PG_active, so kpageflags shows no active
+        # folios; the model has the two-list LRU (as 6.1 and the host run it).
+        "the multi-gen LRU sets no PG_active": lambda scenario, label, path: path.endswith(".pages.active"),
+    },
+}
+
+
+@pytest.mark.parametrize("version", debian.TESTED)
+def test_the_model_agrees_with_the_recorded_kernel_but_for_known_differences(version):
+    explained = {reason: 0 for reason in KNOWN[version]}
+    unexplained = []
+    for name, stored in sorted(STORED[version].items()):
+        env = Environment(**stored["machine"])
+        model = compare.predict([name], [PROFILE[version]], env)[PROFILE[version]][name]
+        for r in compare.disagreements(model, stored["record"]):
+            reasons = [reason for reason, rule in KNOWN[version].items() if rule(name, r.label, r.path)]
+            for reason in reasons:
+                explained[reason] += 1
+            if not reasons:
+                unexplained.append(f"{name} step {r.step} {r.label}: {r.path}: model {r.left!r}, {version} {r.right!r}")
+    assert unexplained == []
+    assert all(explained.values()), f"rules that explain nothing any more: {explained}"
 
 
 # -- the kernels booted again (marked vm) -------------------------------------------------
