@@ -5,6 +5,7 @@ Debian's kernels; they boot each kernel once (about 15-30 s under TCG) and run o
 scenario there."""
 
 import json
+import lzma
 import os
 import stat
 from pathlib import Path
@@ -112,6 +113,19 @@ def test_a_kernel_that_cannot_be_had_says_what_to_give_instead(tmp_path):
     image = tmp_path / "vmlinuz"
     image.write_bytes(b"MZ")
     assert debian.kernel(str(image)) == debian.Kernel(image)  # a vmlinuz boots as it is
+
+
+def test_an_xz_kernel_is_kept_uncompressed_for_a_pvh_boot(tmp_path):
+    elf = b"\x7fELF" + bytes(range(256)) * 64
+    vmlinuz = tmp_path / "vmlinuz"
+    vmlinuz.write_bytes(b"MZ setup code " * 50 + lzma.compress(elf, format=lzma.FORMAT_XZ) + b"trailer")
+    config = tmp_path / "config"
+    config.write_text("CONFIG_X86_64=y\nCONFIG_PVH=y\nCONFIG_SWAP=y\n")
+    assert debian.decompress(vmlinuz, config, tmp_path / "vmlinux").read_bytes() == elf
+    config.write_text("CONFIG_X86_64=y\n# CONFIG_PVH is not set\n")  # QEMU could not boot it uncompressed
+    assert debian.decompress(vmlinuz, config, tmp_path / "other") is None
+    vmlinuz.write_bytes(b"MZ" + b"\x28\xb5\x2f\xfd zstd, not xz")
+    assert debian.decompress(vmlinuz, tmp_path / "missing-config", tmp_path / "third") is None
 
 
 def test_the_cache_follows_xdg_cache_home(monkeypatch, tmp_path):

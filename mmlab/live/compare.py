@@ -77,18 +77,25 @@ def format_rows(rows: Iterable[Row], names: tuple[str, str] = ("model", "host"))
     return [f"step {r.step} {r.label}: {r.path}: {left} {r.left!r}, {right} {r.right!r} [{r.verdict}]" for r in rows]
 
 
-def side_by_side(name: str, profile: str = "6.18.44", runs: int = 2) -> list[Row]:
-    """Run one scenario on a model profile and on this machine's kernel; every field of
-    every step, model on the left, host on the right. For notebooks:
+def side_by_side(name: str, profile: str = "6.18.44", runs: int = 2, kernel: str | None = None) -> list[Row]:
+    """Run one scenario on a model profile and on this machine's kernel, or with ``kernel``
+    on that kernel booted under QEMU (mmlab.live.vm: "6.1", "6.12", ...); every field of
+    every step, model on the left, kernel on the right. For notebooks:
 
         for line in format_rows(side_by_side("lazyfree-reclaim")): print(line)
     """
     from .env import probe
     from .machine import Machine
 
-    host = scenarios.record(name, Machine, runs=runs)
-    model = scenarios.run_scenario(name, model_machine_factory(profile, probe())())
-    return compare(model, host)
+    if kernel is None:
+        env, live = probe(), scenarios.record(name, Machine, runs=runs)
+    else:
+        from .vm import VM
+
+        with VM(kernel) as vm:
+            env, live = vm.env, vm.record(name, runs)
+    model = scenarios.run_scenario(name, model_machine_factory(profile, env)())
+    return compare(model, live)
 
 
 # -- fingerprint ----------------------------------------------------------------------

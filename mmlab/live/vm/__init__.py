@@ -45,7 +45,7 @@ class VM:
         self.kernel = debian.kernel(kernel, say)
         initrd = initramfs_path(say)
         say(f"  booting {self.kernel.package or self.kernel.vmlinuz} under QEMU")
-        self._guest = qemu.boot(self.kernel.vmlinuz, initrd, accel, say)
+        self._guest = qemu.boot(self.kernel.image, initrd, accel, say)
         self.boot_seconds, self.accel = self._guest.boot_seconds, self._guest.accel
         try:
             self.env = self._guest.call("probe")

@@ -10,10 +10,14 @@
 A package is fetched with ``apt-get download`` (the user's apt sources; nothing is
 installed) into the cache folder, and only its kernel image, config and changelog are
 kept there: ``$XDG_CACHE_HOME/mmlab`` or ``~/.cache/mmlab``, under ``kernels/<package>/``.
+An image compressed with xz (Debian's 6.1) is also kept decompressed, as ``vmlinux``:
+under TCG its decompressor alone takes longer than the rest of the boot, and QEMU boots an
+uncompressed kernel directly through its PVH entry point.
 """
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
@@ -40,6 +44,34 @@ class Kernel:
     package: str | None = None  # the Debian package it came from
     config: Path | None = None  # the kernel's .config (boot/config-*), when known
     changelog: Path | None = None  # the package's changelog.gz: upstream stable commits by title
+    vmlinux: Path | None = None  # the same kernel uncompressed, when it could be (see the module)
+
+    @property
+    def image(self) -> Path:
+        """What QEMU boots: the uncompressed kernel when there is one."""
+        return self.vmlinux or self.vmlinuz
+
+
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+def decompress(vmlinuz: Path, config: Path, into: Path) -> Path | None:
+    """Write the ELF kernel inside an xz-compressed ``vmlinuz`` to ``into``; None when the
+    image is compressed otherwise or the kernel has no PVH entry point (CONFIG_PVH)."""
+    if not config.exists() or "\nCONFIG_PVH=y\n" not in config.read_text():
+        return None
+    data = vmlinuz.read_bytes()
+    start = data.find(XZ_MAGIC)
+    if start < 0:
+        return None
+    try:
+        elf = lzma.LZMADecompressor().decompress(data[start:])
+    except lzma.LZMAError:
+        return None
+    if not elf.startswith(b"\x7fELF"):
+        return None
+    into.write_bytes(elf)
+    return into
 
 
 def cache_dir() -> Path:
@@ -109,7 +141,10 @@ def unpack(deb: Path, into: Path) -> Kernel:
 
 
 def _kernel(folder: Path, package: str) -> Kernel:
-    return Kernel(folder / "vmlinuz", package, folder / "config", folder / "changelog.gz")
+    vmlinux = folder / "vmlinux"
+    if not vmlinux.exists():
+        vmlinux = decompress(folder / "vmlinuz", folder / "config", vmlinux)
+    return Kernel(folder / "vmlinuz", package, folder / "config", folder / "changelog.gz", vmlinux)
 
 
 def kernel(spec: str, say=print) -> Kernel:

@@ -36,7 +36,7 @@ STDLIB_SKIP = {
 }  # fmt: skip
 # Extension modules a lab never imports, most of them for libraries the guest would need too.
 EXTENSION_SKIP = re.compile(
-    r"^(_(test|tkinter|curses|sqlite|ssl|hashlib|xxsub|xxtest|ctypes_test|dbm|gdbm|crypt|uuid|lzma|bz2|codecs_"
+    r"^(_(test|tkinter|curses|sqlite|ssl|hashlib|xxsub|xxtest|ctypes_test|dbm|gdbm|crypt|uuid|bz2|codecs_"
     r"|multibytecodec|elementtree|lsprof|asyncio|multiprocessing|posixshmem|zoneinfo)"
     r"|xxlimited|readline|nis|spwd|ossaudiodev|audioop|pyexpat|syslog)"
 )

@@ -1,6 +1,6 @@
 """Booting a kernel under QEMU and driving the live lab inside it.
 
-``Guest(vmlinuz, initrd)`` starts ``qemu-system-x86_64`` with the kernel, the initramfs of
+``Guest(image, initrd)`` starts ``qemu-system-x86_64`` with the kernel, the initramfs of
 mmlab.live.vm.initramfs and two serial ports: the first is the kernel's console (kept in a
 log, shown when the guest fails), the second carries mmlab.live.channel messages between
 this process and mmlab.live.vm.guest, PID 1 in the VM. QEMU connects that port to a Unix
@@ -57,7 +57,7 @@ def kvm_available() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
-def boot(vmlinuz: Path, initrd: Path, accel: str = "auto", say=print) -> Guest:
+def boot(image: Path, initrd: Path, accel: str = "auto", say=print) -> Guest:
     """A running Guest. ``accel`` is "kvm", "tcg" or "auto": KVM when /dev/kvm is usable
     and a guest really boots with it, else TCG."""
     if accel not in ("auto", "kvm", "tcg"):
@@ -65,20 +65,20 @@ def boot(vmlinuz: Path, initrd: Path, accel: str = "auto", say=print) -> Guest:
     if accel == "auto" and kvm_available():
         started = time.monotonic()
         try:
-            return Guest(vmlinuz, initrd, "kvm")
+            return Guest(image, initrd, "kvm")
         except VMUnavailable as e:
             say(
                 f"  KVM did not boot the guest ({str(e).splitlines()[0]}, after {time.monotonic() - started:.1f} s); "
                 "emulating the CPU with TCG instead"
             )
-    return Guest(vmlinuz, initrd, "tcg" if accel == "auto" else accel)
+    return Guest(image, initrd, "tcg" if accel == "auto" else accel)
 
 
 class Guest:
     """One running VM with the live lab inside. Use as a context manager; ``close()``
     powers it off (or kills QEMU if the guest no longer answers)."""
 
-    def __init__(self, vmlinuz: Path, initrd: Path, accel: str = "tcg", memory_mib: int = MEMORY_MIB):
+    def __init__(self, image: Path, initrd: Path, accel: str = "tcg", memory_mib: int = MEMORY_MIB):
         if not 256 <= memory_mib <= MEMORY_MIB:
             raise ValueError(f"the VM gets between 256 and {MEMORY_MIB} MiB, not {memory_mib}")
         self.accel = accel
@@ -91,7 +91,7 @@ class Guest:
         command = [
             qemu_binary(), "-accel", accel, "-cpu", "max", "-smp", str(CPUS), "-m", str(memory_mib),
             "-machine", "pc", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", CMDLINE,
+            "-kernel", str(image), "-initrd", str(initrd), "-append", CMDLINE,
             "-serial", f"file:{self.console}",
             "-chardev", f"socket,id=lab,path={path}", "-serial", "chardev:lab",
         ]  # fmt: skip
