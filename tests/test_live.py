@@ -170,6 +170,9 @@ def test_without_pagemap_scan_pmd_mappings_are_inferred_from_smaps_where_unambig
         smaps = procfs.parse_smaps(open("/proc/self/smaps").read(), keep=[(a, a + 2 * THP)])
         pages = procfs.read_pages(a, 2 * THP, smaps, root=True)
         assert proc.thp_map(pages, a, 2 * THP) == "TH"
+        syscalls.madvise(a + THP, THP, MADV_PAGEOUT)  # THP 1 split (no swap): present throughout, PTE-mapped
+        smaps = procfs.parse_smaps(open("/proc/self/smaps").read(), keep=[(a, a + 2 * THP)])
+        assert proc.thp_map(procfs.read_pages(a, 2 * THP, smaps, root=True), a, 2 * THP) in ("TT", "Ts")
     finally:
         syscalls.munmap(base, 3 * THP)
 

@@ -162,8 +162,12 @@ def _pmd_mapped_blocks(smaps: Smaps) -> dict[int, bool | None]:
         candidates = {b for b in aligned if all(e & PM_PRESENT for e in _read_u64s("/proc/self/pagemap",
                                                                                     b // PAGE_SIZE, HPAGE_PMD_NR))}
         huge = vma.fields.get("AnonHugePages", 0)
-        known = huge == 0 or huge == len(candidates) * (HPAGE_PMD_SIZE >> 10)
-        blocks.update({b: (b in candidates) if known else None for b in aligned})
+        if huge == 0:
+            blocks.update(dict.fromkeys(aligned, False))
+        elif huge == len(candidates) * (HPAGE_PMD_SIZE >> 10):
+            blocks.update({b: b in candidates for b in aligned})
+        else:
+            blocks.update(dict.fromkeys(aligned, None))
     return blocks
 
 

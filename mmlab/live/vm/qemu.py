@@ -62,6 +62,9 @@ def boot(image: Path, initrd: Path, accel: str = "auto", say=print) -> Guest:
     and a guest really boots with it, else TCG."""
     if accel not in ("auto", "kvm", "tcg"):
         raise ValueError(f"accel must be auto, kvm or tcg, not {accel!r}")
+    if accel == "kvm" and not kvm_available():
+        raise VMUnavailable("KVM was asked for, but /dev/kvm is missing or not usable by this user; "
+                            "use --accel tcg (CPU emulation: slower, the same kernel code) or auto")  # fmt: skip
     if accel == "auto" and kvm_available():
         started = time.monotonic()
         try:
