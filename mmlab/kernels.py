@@ -140,12 +140,14 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (_6_10, _6_11_v6, _6_11, _6_1
 # 6.1 (Debian's 6.1.0-*, checked on 6.1.192): before the series, like 6.10 in every switch;
 # none of the later changes was backported to 6.1.y (its Debian changelog lists none).
 _6_1 = replace(_6_10, name="6.1", summary="Debian's 6.1 LTS: before the series, as 6.10")
-# 6.12.117 (checked on Debian's 6.12.118): the series is in (6.11), the 6.15 changes are
-# not; the stable fix 'mm/rmap: don't discard lazyfree THPs at PMD level' is listed under
-# ChangeLog-6.12.117 in the changelog of Debian's 6.12.118 package.
+# 6.12.117 (checked on Debian's 6.12.118): the series is in (6.11), and so is 6.12's
+# b1f202060afe (a split maps unused subpages to the shared zero page:
+# try_to_map_unused_to_zeropage() in mm/migrate.c); the 6.15 changes are not. The stable fix
+# 'mm/rmap: don't discard lazyfree THPs at PMD level' is listed under ChangeLog-6.12.117 in
+# the changelog of Debian's 6.12.118 package.
 _6_12_117 = replace(_6_11, name="6.12.117",
                     summary="the 6.12 LTS from 6.12.117: the series, less its PMD-level discard (the 2026 stable fix)",
-                    pmd_lazyfree_discard=False)
+                    pmd_lazyfree_discard=False, split_remaps_zero_subpages=True)
 VM_PROFILES: dict[str, Profile] = {p.name: p for p in (_6_1, _6_12_117)}
 ALL_PROFILES: dict[str, Profile] = PROFILES | VM_PROFILES
 
