@@ -16,9 +16,11 @@ runs the same kernel code.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -34,6 +36,7 @@ BOOT_TIMEOUT = 60.0  # seconds until the guest says it is ready (a TCG boot take
 REPLY_TIMEOUT = 900.0  # seconds for one request (recording a scenario, timing reclaim)
 # mitigations=off: no page-table isolation or retpolines, whose cost TCG multiplies; they
 # change nothing the lab observes.
+PR_SET_PDEATHSIG = 1
 CMDLINE = "console=ttyS0 quiet panic=-1 transparent_hugepage=madvise mitigations=off"
 
 
@@ -77,6 +80,12 @@ def boot(image: Path, initrd: Path, accel: str = "auto", say=print) -> Guest:
     return Guest(image, initrd, "tcg" if accel == "auto" else accel)
 
 
+def _die_with_parent() -> None:
+    """In QEMU's process before it starts: be killed when the process that started it dies
+    (PR_SET_PDEATHSIG), so a VM never outlives a killed notebook or command."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Guest:
     """One running VM with the live lab inside. Use as a context manager; ``close()``
     powers it off (or kills QEMU if the guest no longer answers)."""
@@ -102,7 +111,7 @@ class Guest:
         self._sock = None
         self._output = b""
         self._qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT)  # fmt: skip
+                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # fmt: skip
         os.set_blocking(self._qemu.stdout.fileno(), False)
         try:
             deadline = started + BOOT_TIMEOUT
