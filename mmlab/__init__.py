@@ -2,7 +2,7 @@
 "Reclaim lazyfree THP without splitting" and what came after it.
 
 The facade, shared by the model (``mmlab.Machine``) and the live lab
-(``mmlab.live.Machine``)::
+(``mmlab.live.Machine``), declared in ``mmlab.backend``::
 
     m = Machine(kernel="6.11")          # one of mmlab.PROFILES
     p = m.spawn()                       # a process with its own mm
@@ -23,8 +23,15 @@ The facade, shared by the model (``mmlab.Machine``) and the live lab
     p.thp_map(a, 64 * MiB)              # "HHHH..." one character per 2 MiB (uapi.SLOT_LEGEND)
     m.vmstat                            # dict of /proc/vmstat counters (proc.VMSTAT_FIELDS)
 
-Errors are the syscall's: ``OSError`` with the errno Linux returns.
+Errors are the syscall's: ``OSError`` with the errno Linux returns, ``SegmentationFault``
+for an access the mapping does not allow.
+
+In a notebook, a Folio, Process, Machine or trace Event displays as its diagram: importing
+mmlab registers that display with IPython, and the diagram code (mmlab.viz) is imported the
+first time one is shown. The model itself never names the display layer.
 """
+
+import sys
 
 from . import uapi
 from .uapi import *  # noqa: F403
@@ -33,6 +40,36 @@ __all__ = [name for name in dir(uapi) if not name.startswith("_")]
 
 from .kernels import PROFILES, modelled_source, profile_diff  # noqa: E402
 from .machine import Machine, Process  # noqa: E402
-from .mm.memory import SegmentationFault  # noqa: E402
 
-__all__ += ["Machine", "Process", "PROFILES", "SegmentationFault", "modelled_source", "profile_diff"]
+__all__ += ["Machine", "Process", "PROFILES", "modelled_source", "profile_diff", "register_display"]
+
+# The model objects a notebook shows as diagrams: (module, class name).
+DISPLAYED = (
+    ("mmlab.include.mm_types", "Folio"),
+    ("mmlab.machine", "Machine"),
+    ("mmlab.machine", "Process"),
+    ("mmlab.state", "Event"),
+)
+
+
+def _mimebundle(obj) -> dict:
+    from .viz import mimebundle  # the first display pays for importing the diagrams
+
+    return mimebundle(obj)
+
+
+def register_display(display_formatter) -> None:
+    """Have an IPython DisplayFormatter show model objects through mmlab.viz (registered by
+    class name, so nothing is imported until an object is displayed)."""
+    for module, name in DISPLAYED:
+        display_formatter.mimebundle_formatter.for_type_by_name(module, name, _mimebundle)
+
+
+def _register_with_running_ipython() -> None:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        register_display(shell.display_formatter)
+
+
+_register_with_running_ipython()

@@ -15,18 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .include.mm_types import (
-    GUP_PIN_COUNTING_BIAS,
-    VM_LOCKED,
-    VM_WRITE,
-    folio_entire_mapcount,
-    folio_mapcount,
-    vma_address,
-)
+from .include.internal import vma_address
+from .include.mm import GUP_PIN_COUNTING_BIAS, VM_LOCKED, VM_WRITE, ModelBug, folio_entire_mapcount, folio_mapcount
+from .include.mm_inline import LRU_LISTS, folio_lru_list
 from .include.page_flags import PG
 from .include.pgtable import PmdHuge
-from .mm.page_alloc import ModelBug
-from .mm.swap import LRU_LISTS, folio_lru_list
+from .mm.task_mmu import pagemap_of, smaps_of
 from .uapi import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
 
 __all__ = ["ModelBug", "check_invariants"]
@@ -262,7 +256,6 @@ def _check_vmstat(machine) -> None:
 
 def _check_proc_views(process) -> None:
     """smaps Rss and AnonHugePages against the page map of every VMA."""
-    from .proc import pagemap_of, smaps_of
 
     for block in smaps_of(process.mm).vmas:
         pages = pagemap_of(process.mm, block.start, block.end - block.start)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from functools import wraps
 
-from . import proc
-from .include.mm_types import VM_WRITE, Folio, MmStruct
+from .include.mm import VM_WRITE, page_align, page_align_down
+from .include.mm_inline import LRU_LISTS
+from .include.mm_types import Folio, MmStruct
 from .include.page_flags import PG
+from .include.pgtable import pmd_align_down
 from .kernels import get_profile
-from .mm import gup, madvise, memory, mlock, mmap
-from .mm.rmap import anon_vma_fork
-from .mm.swap import LRU_LISTS
+from .mm import gup, madvise, memory, mlock, mmap, mprotect, mremap, task_mmu
+from .mm.vmscan import shrink_lruvec
+from .proc import VMSTAT_FIELDS, PageInfo, Smaps, thp_map
 from .state import Trace, running
-from .uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PROT_READ, PROT_WRITE
+from .uapi import PAGE_SIZE, PROT_READ, PROT_WRITE
 
 THP_MODES = ("always", "madvise", "never")
 
@@ -47,7 +49,7 @@ class Machine:
         self.use_zero_page = use_zero_page
         self.tracing = trace
         self.trace = Trace()
-        self.vmstat = dict.fromkeys(proc.VMSTAT_FIELDS, 0)
+        self.vmstat = dict.fromkeys(VMSTAT_FIELDS, 0)
         self.lru = {name: {} for name in LRU_LISTS}
         self.folios: dict[int, Folio] = {}
         self.deferred_split_queue: dict[Folio, None] = {}
@@ -62,11 +64,6 @@ class Machine:
         live = sum(not p.exited for p in self.processes)
         return f"<Machine kernel={self.kernel.name} processes={live} folios={len(self.folios)}>"
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
-
-        return mimebundle(self, include, exclude)
-
     def spawn(self) -> Process:
         """A new process with an empty address space."""
         return Process(self)
@@ -75,8 +72,6 @@ class Machine:
         """Memory pressure: one pass of LRU reclaim over the file lists, the only ones
         scanned without swap (lazyfree folios are there). Returns the pages freed.
         Model only: the live lab never puts the host under pressure."""
-        from .mm.vmscan import shrink_lruvec
-
         with running(self):
             return shrink_lruvec()
 
@@ -98,11 +93,6 @@ class Process:
     def __repr__(self):
         return f"<Process {self.pid}{' (exited)' if self.exited else ''} vmas={len(self.mm.vmas)}>"
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
-
-        return mimebundle(self, include, exclude)
-
     @syscall
     def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE) -> int:
         """Private anonymous mapping, 2 MiB aligned; returns its address."""
@@ -114,7 +104,7 @@ class Process:
 
     @syscall
     def mprotect(self, addr: int, length: int, prot: int) -> None:
-        mmap.do_mprotect(self.mm, addr, length, prot)
+        mprotect.do_mprotect(self.mm, addr, length, prot)
 
     @syscall
     def madvise(self, addr: int, length: int, advice: int) -> None:
@@ -143,7 +133,7 @@ class Process:
     @syscall
     def mremap(self, addr: int, old_length: int, new_length: int, flags: int = 0, new_addr: int = 0) -> int:
         """mremap(): returns where the mapping now is (MREMAP_MAYMOVE, MREMAP_FIXED)."""
-        return mmap.do_mremap(self.mm, addr, old_length, new_length, flags, new_addr)
+        return mremap.do_mremap(self.mm, addr, old_length, new_length, flags, new_addr)
 
     @syscall
     def write(self, addr: int, length: int = PAGE_SIZE, value: int = 1) -> None:
@@ -174,48 +164,35 @@ class Process:
     @syscall
     def pin(self, addr: int, length: int = PAGE_SIZE) -> Pin:
         """pin_user_pages(): hold the pages with extra references until ``release()``."""
-        start = addr & ~(PAGE_SIZE - 1)
-        end = -(-(addr + length) // PAGE_SIZE) * PAGE_SIZE
+        start, end = page_align_down(addr), page_align(addr + length)
         mlock.check_range_mapped(self.mm, start, end)
         return Pin(self, gup.pin_user_pages(self.mm, start, end))
 
     @syscall
     def fork(self) -> Process:
         """A child sharing every anonymous page copy-on-write. VM_LOCKED is not inherited."""
-        from .include.mm_types import VM_LOCKED_MASK, VmAreaStruct
-
         child = Process(self.machine)
-        for vma in self.mm.vmas:
-            new = VmAreaStruct(child.mm, vma.vm_start, vma.vm_end, vma.vm_flags & ~VM_LOCKED_MASK, vma.vm_pgoff)
-            child.mm.vmas.append(new)
-            anon_vma_fork(new, vma)
-            memory.copy_page_range(new, vma)
+        mmap.dup_mmap(child.mm, self.mm)
         return child
 
     @syscall
     def exit(self) -> None:
         """Tear down the address space; folios no one else maps are freed."""
-        from .mm.rmap import unlink_anon_vmas
-
-        for vma in list(self.mm.vmas):
-            memory.unmap_vma_range(vma, vma.vm_start, vma.vm_end)
-            unlink_anon_vmas(vma)
-        self.mm.vmas.clear()
-        memory.free_pgtables(self.mm)
+        mmap.exit_mmap(self.mm)
         self.exited = True
 
     @syscall
-    def smaps(self) -> proc.Smaps:
-        return proc.smaps_of(self.mm)
+    def smaps(self) -> Smaps:
+        return task_mmu.smaps_of(self.mm)
 
     @syscall
-    def pagemap(self, addr: int, length: int) -> list[proc.PageInfo]:
-        return proc.pagemap_of(self.mm, addr & ~(PAGE_SIZE - 1), length)
+    def pagemap(self, addr: int, length: int) -> list[PageInfo]:
+        return task_mmu.pagemap_of(self.mm, page_align_down(addr), length)
 
     def thp_map(self, addr: int, length: int) -> str:
         """One character per 2 MiB slot (uapi.SLOT_LEGEND)."""
-        start = addr & ~(HPAGE_PMD_SIZE - 1)
-        return proc.thp_map(self.pagemap(start, length), start, length)
+        start = pmd_align_down(addr)
+        return thp_map(self.pagemap(start, length), start, length)
 
 
 class Pin:

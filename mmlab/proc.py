@@ -1,7 +1,7 @@
 """What /proc shows, as values both backends produce: smaps fields, the page map, and the
 one-character-per-2-MiB summary.
 
-The model fills these from its own page tables and folios (mmlab.machine); the live lab
+The model fills these from its own page tables and folios (mmlab.mm.task_mmu); the live lab
 fills them from /proc/PID/smaps, pagemap, /proc/kpageflags and /proc/kpagecount
 (mmlab.live). Keeping one set of types is what lets the two be compared field by field.
 """
@@ -144,94 +144,3 @@ def thp_map(pages: list[PageInfo], start: int, length: int) -> str:
         by_slot.setdefault((p.addr - start) // HPAGE_PMD_SIZE, []).append(p)
     nslots = -(-length // HPAGE_PMD_SIZE)
     return "".join(slot_char(by_slot.get(i, [])) for i in range(nslots))
-
-
-
-# ---------------------------------------------------------------- the model's /proc (~ fs/proc/task_mmu.c)
-
-
-def _smaps_account(acc: dict, folio, page: int, nr: int, dirty_entry: bool, young: bool, locked: bool) -> None:
-    """smaps_account(): add ``nr`` pages of ``folio`` starting at ``page`` to a VMA's fields."""
-    from .include.mm_types import folio_precise_page_mapcount
-    from .include.page_flags import PG
-
-    size = nr * 4
-    dirty = dirty_entry or bool(folio.flags & PG.dirty)
-    acc["Rss"] += size
-    if folio.flags & PG.anon:
-        acc["Anonymous"] += size
-        if not folio.flags & PG.swapbacked and not dirty:
-            acc["LazyFree"] += size
-    if young or folio.flags & PG.referenced:
-        acc["Referenced"] += size
-    for i in range(page, page + nr):
-        mapcount = folio_precise_page_mapcount(folio, i)
-        shared = mapcount >= 2
-        pss = 4 / mapcount if shared else 4
-        acc["Pss"] += pss
-        if locked:
-            acc["Locked"] += pss
-        acc[("Shared_" if shared else "Private_") + ("Dirty" if dirty else "Clean")] += 4
-
-
-def smaps_of(mm) -> Smaps:
-    """/proc/PID/smaps of a model mm, computed from its page tables as the kernel does."""
-    from .include.mm_types import VM_LOCKED, VM_READ, VM_WRITE
-    from .include.page_flags import PG
-    from .include.pgtable import PmdHuge, pmd_index, pte_index
-
-    vmas = []
-    for vma in mm.vmas:
-        acc = dict.fromkeys(SMAPS_FIELDS, 0.0)
-        acc["Size"] = (vma.vm_end - vma.vm_start) // 1024
-        locked = bool(vma.vm_flags & VM_LOCKED)
-        for index in range(pmd_index(vma.vm_start), pmd_index(vma.vm_end - 1) + 1):
-            entry = mm.pmds.get(index)
-            if entry is None:
-                continue
-            if isinstance(entry, PmdHuge):
-                if not entry.folio.flags & PG.zero:
-                    _smaps_account(acc, entry.folio, 0, entry.folio.nr_pages, entry.dirty, entry.young, locked)
-                    acc["AnonHugePages"] += HPAGE_PMD_SIZE // 1024
-                continue
-            lo = max(vma.vm_start, index << 21)
-            hi = min(vma.vm_end, (index + 1) << 21)
-            for pte in entry.ptes[pte_index(lo):pte_index(hi - 1) + 1]:
-                if pte is not None and not pte.folio.flags & PG.zero:
-                    _smaps_account(acc, pte.folio, pte.page, 1, pte.dirty, pte.young, locked)
-        fields = {name: int(acc[name]) for name in SMAPS_FIELDS}
-        perms = ("r" if vma.vm_flags & VM_READ else "-") + ("w" if vma.vm_flags & VM_WRITE else "-") + "-p"
-        from .include.mm_types import vma_flags_str
-
-        vmas.append(SmapsVma(vma.vm_start, vma.vm_end, perms, fields, tuple(vma_flags_str(vma.vm_flags).split())))
-    return Smaps(vmas)
-
-
-def pagemap_of(mm, start: int, length: int) -> list[PageInfo]:
-    """pagemap + kpageflags + kpagecount for every page of [start, start + length)."""
-    from .include.mm_types import folio_precise_page_mapcount
-    from .include.page_flags import PG
-    from .include.pgtable import PmdHuge, pmd_index, pte_index
-    from .uapi import PAGE_SIZE
-
-    pages = []
-    for addr in range(start, start + length, PAGE_SIZE):
-        entry = mm.pmds.get(pmd_index(addr))
-        if isinstance(entry, PmdHuge):
-            folio, page, pmd_mapped = entry.folio, (addr % HPAGE_PMD_SIZE) // PAGE_SIZE, True
-        else:
-            pte = entry.ptes[pte_index(addr)] if entry is not None else None
-            if pte is None:
-                pages.append(PageInfo(addr, present=False))
-                continue
-            folio, page, pmd_mapped = pte.folio, pte.page, False
-        f = folio.flags
-        zero = bool(f & PG.zero)
-        pages.append(PageInfo(
-            addr, True, pfn=folio.pfn + page, thp=folio.order >= 9, pmd_mapped=pmd_mapped,
-            zero_page=zero, dirty=bool(f & PG.dirty), swapbacked=bool(f & PG.swapbacked),
-            mlocked=bool(f & PG.mlocked), unevictable=bool(f & PG.unevictable), lru=bool(f & PG.lru),
-            active=bool(f & PG.active), anon=bool(f & PG.anon),
-            mapcount=0 if zero else folio_precise_page_mapcount(folio, page),
-        ))
-    return pages

@@ -1,6 +1,7 @@
 """The kernel-global state a model function reaches without being handed it, the way kernel
 code reaches ``current``, the vm_event counters or the LRU: the Machine whose syscall is
-running. ``Machine`` sets it on every facade call.
+running. ``Machine`` sets it on every facade call. And the trace: what each modelled step
+decided, recorded on that Machine.
 
 ``kernel`` reads the running Machine's profile, so version-dependent code says
 ``if kernel.pmd_lazyfree_discard:``, which is also what mmlab.kernels uses to show one
@@ -90,11 +91,6 @@ class Event:
 
     def __repr__(self):
         return f"<Event {self.seq} {self}>"
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from .viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
-
-        return mimebundle(self, include, exclude)
 
 
 class Trace(Sequence):

@@ -60,3 +60,7 @@ SLOT_LEGEND = {
     "x": "a mix (THP pages and small folios)",
     "-": "nothing mapped",
 }
+
+
+class SegmentationFault(Exception):
+    """The access would raise SIGSEGV: no mapping there, or the mapping does not allow it."""

@@ -21,7 +21,7 @@ from mmlab import (
     MiB,
 )
 from mmlab.debug import check_invariants
-from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount
+from mmlab.include.mm import folio_entire_mapcount, folio_mapcount
 from mmlab.mm.vmscan import folio_isolate_lru, folio_putback_lru
 from mmlab.state import running
 

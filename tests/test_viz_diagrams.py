@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.formatters import DisplayFormatter
 
+import mmlab
 from mmlab import MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, Machine, MiB
 from mmlab.viz import (
     INSTALL_HINT,
@@ -269,6 +270,7 @@ def test_without_the_renderer_a_diagram_shows_its_source_and_how_to_install(no_r
 def test_model_objects_display_their_diagrams_in_ipython():
     m, p, child, a = mixed_state()
     formatter = DisplayFormatter()
+    mmlab.register_display(formatter)
     for obj, marker in [(m.folios[0x100600], "folio 0x100600"), (p, "PMD entries"), (m, "inactive_anon"),
                         (m.trace[-1], "after")]:
         data, _ = formatter.format(obj)
@@ -276,9 +278,18 @@ def test_model_objects_display_their_diagrams_in_ipython():
         assert data["image/svg+xml"].startswith("<svg") and marker in data["image/svg+xml"]
 
 
+def test_the_model_runs_without_importing_the_display_layer():
+    code = ("import sys, mmlab; p = mmlab.Machine().spawn(); a = p.mmap(1 << 21); p.write(a, 1 << 21); "
+            "print(sorted(m for m in sys.modules if m.startswith(('mmlab.viz', 'ipywidgets'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_model_objects_display_without_the_renderer_too(no_renderer):
     m, p, child, a = mixed_state()
-    data, _ = DisplayFormatter().format(m.folios[0x100600])
+    formatter = DisplayFormatter()
+    mmlab.register_display(formatter)
+    data, _ = formatter.format(m.folios[0x100600])
     assert data["text/plain"].startswith(INSTALL_HINT) and "image/svg+xml" not in data
 
 
@@ -286,6 +297,6 @@ def test_the_model_and_its_diagrams_need_no_ipywidgets():
     code = ("import sys; sys.modules['ipywidgets'] = None\n"  # importing it now fails
             "from mmlab import Machine, MiB, MADV_HUGEPAGE\n"
             "m = Machine(); p = m.spawn(); a = p.mmap(2 * MiB); p.madvise(a, 2 * MiB, MADV_HUGEPAGE); p.write(a)\n"
-            "assert 'image/svg+xml' in p._repr_mimebundle_()\n"
-            "from mmlab import viz; viz.Explorer().do('write')\n")
+            "from mmlab import viz; assert 'image/svg+xml' in viz.mimebundle(p)\n"
+            "viz.Explorer().do('write')\n")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,10 +1,10 @@
-"""The structures of include/linux/mm_types.h and rmap.h that the model needs:
-struct folio, vm_area_struct, mm_struct, anon_vma and anon_vma_chain.
+"""The structures of include/linux/mm_types.h and rmap.h that the model needs: struct folio,
+vm_area_struct, mm_struct, anon_vma and anon_vma_chain; and the snapshot of a folio a
+trace event keeps.
 
-Fields keep the kernel's names and its conventions: ``_mapcount``, ``_large_mapcount`` and
-``_entire_mapcount`` start at -1 (the kernel stores "mappings - 1"); the ``folio_*`` helpers
-add the 1 back. Simplification: the per-CPU LRU and mlock batches are not modelled, so a
-folio reaches its LRU list at once (the kernel does this immediately for large folios only).
+Fields keep the kernel's names and conventions (see mmlab.include.mm for the map counts).
+Simplification: the per-CPU LRU and mlock batches are not modelled, so a folio reaches its
+LRU list at once (the kernel does this immediately for large folios only).
 """
 
 from __future__ import annotations
@@ -12,22 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..uapi import PAGE_SHIFT
-from .page_flags import PG, flag_names
-
-# vm_area_struct->vm_flags (include/linux/mm.h)
-VM_READ = 0x1
-VM_WRITE = 0x2
-VM_LOCKED = 0x2000
-VM_HUGEPAGE = 0x20000000
-VM_NOHUGEPAGE = 0x40000000
-VM_LOCKONFAULT = 0x100000000
-VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
-
-# The flags a new anonymous folio starts with (folio_add_new_anon_rmap + __folio_set_swapbacked).
-PG_ANON_NEW = PG.anon | PG.swapbacked | PG.uptodate
-
-GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h: how a pin of a small folio is counted
+from .mm import folio_entire_mapcount, folio_mapcount, vma_flags_str
+from .page_flags import flag_names
 
 
 @dataclass(eq=False)
@@ -36,7 +22,7 @@ class Folio:
 
     ``data`` holds each page's contents: an int when every byte of the page holds that value
     (a page never written, or filled whole: the common case, kept cheap), else a bytearray
-    of PAGE_SIZE bytes (see mmlab.memory's page_* helpers).
+    of PAGE_SIZE bytes (see mmlab.include.highmem).
     """
 
     pfn: int
@@ -80,11 +66,6 @@ class Folio:
             f"<folio pfn={self.pfn:#x} {kind} ref={self._refcount} map={folio_mapcount(self)} "
             f"{'|'.join(flag_names(self.flags))}>"
         )
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from ..viz import mimebundle  # a diagram in notebooks; imported late so the model needs no viz
-
-        return mimebundle(self, include, exclude)
 
 
 class FolioSnapshot(tuple):
@@ -131,36 +112,6 @@ class FolioSnapshot(tuple):
 Mapping.register(FolioSnapshot)
 
 
-def folio_ref_count(folio: Folio) -> int:
-    return folio._refcount
-
-
-def folio_mapcount(folio: Folio) -> int:
-    """How many page-table entries map some part of the folio (a PMD counts once)."""
-    if folio.order == 0:
-        return folio._mapcount[0] + 1
-    return folio._large_mapcount + 1
-
-
-def folio_entire_mapcount(folio: Folio) -> int:
-    return folio._entire_mapcount + 1
-
-
-def folio_mapped(folio: Folio) -> bool:
-    return folio_mapcount(folio) > 0
-
-
-def folio_precise_page_mapcount(folio: Folio, page: int) -> int:
-    """What /proc/kpagecount reports for one page: its PTE mappings plus the PMD ones."""
-    return folio._mapcount[page] + 1 + folio_entire_mapcount(folio)
-
-
-def folio_maybe_dma_pinned(folio: Folio) -> bool:
-    if folio.order:
-        return folio._pincount > 0
-    return folio._refcount >= GUP_PIN_COUNTING_BIAS
-
-
 @dataclass(eq=False)
 class AnonVma:
     """struct anon_vma: the root of reverse mapping for anonymous folios. A folio points at
@@ -199,20 +150,6 @@ class VmAreaStruct:
 
     def __repr__(self):
         return f"<vma {self.vm_start:#x}-{self.vm_end:#x} {vma_flags_str(self.vm_flags)}>"
-
-
-def vma_flags_str(flags: int) -> str:
-    names = [("rd", VM_READ), ("wr", VM_WRITE), ("lo", VM_LOCKED), ("hg", VM_HUGEPAGE), ("nh", VM_NOHUGEPAGE)]
-    return " ".join(n for n, f in names if flags & f)
-
-
-def linear_page_index(vma: VmAreaStruct, address: int) -> int:
-    return ((address - vma.vm_start) >> PAGE_SHIFT) + vma.vm_pgoff
-
-
-def vma_address(vma: VmAreaStruct, pgoff: int) -> int:
-    """The address at which page offset ``pgoff`` would sit in ``vma`` (may be outside it)."""
-    return vma.vm_start + ((pgoff - vma.vm_pgoff) << PAGE_SHIFT)
 
 
 @dataclass(eq=False)

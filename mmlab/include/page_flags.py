@@ -51,7 +51,7 @@ folio_test_workingset, folio_set_workingset, folio_clear_workingset = _accessors
 folio_test_swapbacked, folio_set_swapbacked, folio_clear_swapbacked = _accessors(PG.swapbacked)
 folio_test_unevictable, folio_set_unevictable, folio_clear_unevictable = _accessors(PG.unevictable)
 folio_test_mlocked, folio_set_mlocked, folio_clear_mlocked = _accessors(PG.mlocked)
-folio_test_anon, _, _ = _accessors(PG.anon)
+folio_test_anon, folio_set_anon, _ = _accessors(PG.anon)  # the kernel sets it with folio->mapping
 folio_test_partially_mapped, folio_set_partially_mapped, folio_clear_partially_mapped = _accessors(
     PG.partially_mapped
 )

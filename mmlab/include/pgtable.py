@@ -8,7 +8,7 @@ write sets again without any fault.
 
 from __future__ import annotations
 
-from ..uapi import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 
 
 class Pte:
@@ -66,3 +66,14 @@ def pte_index(address: int) -> int:
 
 def pmd_trans_huge(entry) -> bool:
     return isinstance(entry, PmdHuge)
+
+
+def pmd_align_down(address: int) -> int:
+    """The start of the 2 MiB a PMD entry covers (address & HPAGE_PMD_MASK)."""
+    return address & ~(HPAGE_PMD_SIZE - 1)
+
+
+def pmd_addr_end(address: int, end: int) -> int:
+    """Where the walk of [address, end) leaves the PMD of ``address``: the next 2 MiB
+    boundary, or ``end`` if that comes first."""
+    return min(pmd_align_down(address) + HPAGE_PMD_SIZE, end)

@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..mm.memory import SegmentationFault
 from ..proc import PageInfo, Smaps
-from ..uapi import PAGE_SIZE, PROT_READ, PROT_WRITE
+from ..uapi import PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault
 from . import channel
 from .server import LAB_LIMIT, LabSafetyError
 
@@ -156,7 +155,7 @@ class Process:
     def mlock(self, addr: int, length: int) -> None:
         self._call("mlock", addr, length)
 
-    def mlock2(self, addr: int, length: int, flags: int) -> None:
+    def mlock2(self, addr: int, length: int, flags: int = 0) -> None:
         self._call("mlock2", addr, length, flags)
 
     def munlock(self, addr: int, length: int) -> None:

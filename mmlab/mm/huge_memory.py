@@ -1,6 +1,6 @@
 """Transparent huge pages (~ mm/huge_memory.c): the THP fault, the huge zero page, PMD
 splits, MADV_FREE on a huge PMD, the PMD-level lazyfree discard the series added, folio
-splits and the deferred split queue.
+splits and the deferred split queue (deferred_split_folio itself is in mmlab.include.huge_mm).
 
 Two different splits, often confused: splitting the *PMD* (the THP stays one folio, now
 mapped by 512 PTEs; counted in thp_split_pmd) and splitting the *folio* (it becomes 512
@@ -9,21 +9,47 @@ small folios; counted in thp_split_page).
 
 from __future__ import annotations
 
-from ..include.mm_types import VM_LOCKED, VM_WRITE, Folio, folio_mapcount, folio_maybe_dma_pinned, folio_ref_count
+from ..include.highmem import page_is_zero
+from ..include.huge_mm import deferred_split_folio
+from ..include.internal import folio_unqueue_deferred_split, mlock_vma_folio
+from ..include.mm import (
+    PG_ANON_NEW,
+    VM_LOCKED,
+    VM_WRITE,
+    folio_get,
+    folio_mapcount,
+    folio_maybe_dma_pinned,
+    folio_ref_count,
+    is_zero_folio,
+)
+from ..include.mm_inline import lruvec_add_folio
+from ..include.mm_types import Folio
 from ..include.page_flags import (
     PG,
     folio_clear_dirty,
+    folio_clear_partially_mapped,
     folio_set_dirty,
     folio_set_swapbacked,
     folio_test_anon,
     folio_test_dirty,
+    folio_test_lru,
     folio_test_swapbacked,
 )
-from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_index
+from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_align_down, pmd_index, pte_index
+from ..include.rmap import (
+    anon_vma_prepare,
+    folio_add_anon_rmap_pmd,
+    folio_add_anon_rmap_ptes,
+    folio_add_new_anon_rmap,
+    folio_remove_rmap_pmd,
+    folio_remove_rmap_ptes,
+    rmap_walk,
+)
 from ..state import count_vm_event, current, kernel, trace
 from ..uapi import HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE
-from .mlock import mlock_vma_folio
-from .page_alloc import folio_get, folio_put
+from .page_alloc import folio_alloc
+from .page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk, page_vma_mapped_walk_done
+from .swap import __folio_put, folio_add_lru_vma, folio_mark_lazyfree, folio_put
 
 # The flags a tail page inherits when a folio is split (__split_huge_page_tail).
 SPLIT_INHERITED_FLAGS = (PG.referenced | PG.uptodate | PG.dirty | PG.active | PG.workingset | PG.swapbacked
@@ -38,6 +64,16 @@ def get_huge_zero_folio() -> Folio:
     return machine.huge_zero_folio
 
 
+def vma_alloc_anon_folio_pmd(vma, haddr: int) -> Folio:
+    """A new zero-filled THP for the 2 MiB at ``haddr``, with its anon_vma, its rmap and
+    its place on the LRU (the fault path's allocation, anon_vma_prepare() included)."""
+    anon_vma_prepare(vma)
+    folio = folio_alloc(HPAGE_PMD_ORDER, PG_ANON_NEW)
+    folio_add_new_anon_rmap(folio, vma, haddr)
+    folio_add_lru_vma(folio, vma)
+    return folio
+
+
 def pgtable_trans_huge_deposit(mm, index: int) -> None:
     """Set aside a PTE table for this PMD now, so a later split never has to allocate one."""
     mm.deposited[index] = PteTable()
@@ -46,8 +82,6 @@ def pgtable_trans_huge_deposit(mm, index: int) -> None:
 def do_huge_pmd_anonymous_page(vma, address: int, write: bool) -> bool:
     """First touch of a THP-eligible 2 MiB range: a read maps the huge zero page, a write
     a new PMD-mapped THP. Both deposit a page table."""
-    from .memory import alloc_anon_folio
-
     mm = vma.vm_mm
     index = pmd_index(address)
     pgtable_trans_huge_deposit(mm, index)
@@ -55,7 +89,7 @@ def do_huge_pmd_anonymous_page(vma, address: int, write: bool) -> bool:
         mm.pmds[index] = PmdHuge(get_huge_zero_folio(), write=False)
         trace("do_huge_pmd_anonymous_page", f"read fault at {address:#x}: map the huge zero page")
         return True
-    folio = alloc_anon_folio(vma, address, HPAGE_PMD_ORDER)
+    folio = vma_alloc_anon_folio_pmd(vma, pmd_align_down(address))
     mm.pmds[index] = PmdHuge(folio, write=bool(vma.vm_flags & VM_WRITE), dirty=True)
     mm.MM_ANONPAGES += HPAGE_PMD_NR
     count_vm_event("thp_fault_alloc")
@@ -74,7 +108,7 @@ def do_huge_pmd_wp_page(vma, address: int, entry: PmdHuge) -> bool:
     PMD and let the PTE fault copy just the one 4 KiB page (no THP is copied on COW).
     Returns False when the fault must continue at PTE level."""
     folio = entry.folio
-    if folio.flags & PG.zero:
+    if is_zero_folio(folio):
         if kernel.thp_on_huge_zero_wp:
             return do_huge_zero_wp_pmd(vma, address)
     else:
@@ -92,10 +126,8 @@ def do_huge_pmd_wp_page(vma, address: int, entry: PmdHuge) -> bool:
 def do_huge_zero_wp_pmd(vma, address: int) -> bool:
     """Write to the huge zero page: replace it by a new zero-filled THP (keeping the table
     deposited for the zero PMD), instead of splitting it into 512 zero-page PTEs."""
-    from .memory import alloc_anon_folio
-
     mm = vma.vm_mm
-    folio = alloc_anon_folio(vma, address, HPAGE_PMD_ORDER)
+    folio = vma_alloc_anon_folio_pmd(vma, pmd_align_down(address))
     count_vm_event("thp_fault_alloc")
     mm.pmds[pmd_index(address)] = PmdHuge(folio, write=True, dirty=True)
     mm.MM_ANONPAGES += HPAGE_PMD_NR
@@ -115,14 +147,14 @@ def split_huge_pmd_address(vma, address: int, folio=None) -> None:
     """6.10's try_to_unmap_one calls this before its walk: split the PMD mapping ``folio``."""
     entry = vma.vm_mm.pmds.get(pmd_index(address))
     if isinstance(entry, PmdHuge) and (folio is None or entry.folio is folio):
-        __split_huge_pmd_locked(vma, address & ~(HPAGE_PMD_SIZE - 1), entry)
+        __split_huge_pmd_locked(vma, pmd_align_down(address), entry)
 
 
 def split_huge_pmd_locked(vma, address: int, entry, folio) -> None:
     """Added by the series (29e847d2ade3): split a PMD whose lock the caller already holds,
     after checking it still maps ``folio``."""
     if isinstance(entry, PmdHuge) and entry.folio is folio:
-        __split_huge_pmd_locked(vma, address & ~(HPAGE_PMD_SIZE - 1), entry)
+        __split_huge_pmd_locked(vma, pmd_align_down(address), entry)
 
 
 def vma_adjust_trans_huge(vma, addr: int) -> None:
@@ -135,14 +167,12 @@ def __split_huge_pmd_locked(vma, haddr: int, entry: PmdHuge) -> None:
     """Replace a huge PMD by the deposited PTE table, filled with 512 PTEs that map the same
     pages with the same permission, dirty and accessed bits. The folio stays one THP; it
     gains 511 references and 512 PTE mappings, then loses its PMD mapping."""
-    from .rmap import folio_add_anon_rmap_ptes, folio_remove_rmap_pmd
-
     count_vm_event("thp_split_pmd")
     mm = vma.vm_mm
     index = pmd_index(haddr)
     table = mm.deposited.pop(index)
     folio = entry.folio
-    if folio.flags & PG.zero:
+    if is_zero_folio(folio):
         zero = current.machine.zero_folio
         table.ptes = [Pte(zero, 0, write=False, young=entry.young) for _ in range(HPAGE_PMD_NR)]
         mm.pmds[index] = table
@@ -161,14 +191,12 @@ def __split_huge_pmd_locked(vma, haddr: int, entry: PmdHuge) -> None:
 
 def zap_huge_pmd(vma, address: int, entry: PmdHuge) -> None:
     """munmap/MADV_DONTNEED of a whole huge PMD: clear it and free the deposited table."""
-    from .rmap import folio_remove_rmap_pmd
-
     mm = vma.vm_mm
     index = pmd_index(address)
     del mm.pmds[index]
     mm.deposited.pop(index, None)
     folio = entry.folio
-    if folio.flags & PG.zero:
+    if is_zero_folio(folio):
         return
     mm.MM_ANONPAGES -= HPAGE_PMD_NR
     folio_remove_rmap_pmd(folio, vma)
@@ -179,11 +207,9 @@ def zap_huge_pmd(vma, address: int, entry: PmdHuge) -> None:
 def copy_huge_pmd(dst_vma, src_vma, index: int, entry: PmdHuge) -> bool:
     """fork: share a huge PMD with the child, write-protected in both. A THP that may be
     pinned cannot be shared: its PMD is split and the PTE copy handles it (False)."""
-    from .rmap import folio_add_anon_rmap_pmd
-
     folio = entry.folio
     dst_mm = dst_vma.vm_mm
-    if not folio.flags & PG.zero:
+    if not is_zero_folio(folio):
         if folio.anon_exclusive[0] and folio_maybe_dma_pinned(folio):
             __split_huge_pmd(src_vma, index * HPAGE_PMD_SIZE)
             return False
@@ -197,21 +223,24 @@ def copy_huge_pmd(dst_vma, src_vma, index: int, entry: PmdHuge) -> bool:
     return True
 
 
+def change_huge_pmd(vma, entry: PmdHuge) -> None:
+    """mprotect of a whole huge PMD: it stays huge, writable again only if the VMA allows
+    writing and this mm owns the THP exclusively (the zero page never)."""
+    folio = entry.folio
+    entry.write = bool(vma.vm_flags & VM_WRITE) and not is_zero_folio(folio) and bool(folio.anon_exclusive[0])
+
+
 def folio_maybe_mapped_shared(folio) -> bool:
     """Might another process map this folio? The model knows exactly: it asks the rmap.
     The kernel estimates. 6.10-6.14 guessed from mapcounts (folio_likely_mapped_shared());
     6.15 tracks the mms that map a large folio, but may still answer "shared" for one that
     more than two mms mapped at some point. Both err only towards "shared", so the model
     may skip fewer folios than the kernel, never more."""
-    from .rmap import rmap_walk
-
     if folio_mapcount(folio) <= 1:
         return False
     mms = set()
 
     def note(folio, vma, address, arg):
-        from .page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk, page_vma_mapped_walk_done
-
         pvmw = PageVmaMappedWalk(folio, vma, address)
         if page_vma_mapped_walk(pvmw):
             mms.add(vma.vm_mm.id)
@@ -226,10 +255,8 @@ def madvise_free_huge_pmd(vma, addr: int, next_addr: int) -> bool:
     """MADV_FREE on a huge PMD. The whole 2 MiB: clear the folio's PG_dirty and the PMD's
     dirty and accessed bits (the PMD stays writable) and mark the folio lazyfree. Part of
     it: split the folio and let the PTE loop handle the pieces (returns False)."""
-    from .swap import folio_mark_lazyfree
-
     entry = vma.vm_mm.pmds.get(pmd_index(addr))
-    if not isinstance(entry, PmdHuge) or entry.folio.flags & PG.zero:
+    if not isinstance(entry, PmdHuge) or is_zero_folio(entry.folio):
         return False
     folio = entry.folio
     if folio_maybe_mapped_shared(folio):
@@ -256,8 +283,6 @@ def unmap_huge_pmd_locked(vma, addr: int, entry, folio) -> bool:
 def __discard_anon_folio_pmd_locked(vma, addr: int, entry: PmdHuge, folio) -> bool:
     """Free a clean lazyfree THP by clearing its PMD, if nothing else holds a reference:
     refcount must be exactly the mapping(s) plus the reclaim isolation (mapcount + 1)."""
-    from .rmap import folio_remove_rmap_pmd
-
     mm = vma.vm_mm
     index = pmd_index(addr)
     if kernel.pmd_lazyfree_no_split:
@@ -287,97 +312,7 @@ def __discard_anon_folio_pmd_locked(vma, addr: int, entry: PmdHuge, folio) -> bo
     return True
 
 
-# ---------------------------------------------------------------- MADV_COLLAPSE (~ mm/khugepaged.c)
-
-
-def madvise_collapse(vma, start: int, end: int) -> None:
-    """MADV_COLLAPSE on one VMA: make every 2 MiB-aligned range inside [start, end) a
-    PMD-mapped THP now, whatever the transparent_hugepage mode, by copying its pages into a
-    new THP (collapse_huge_page()). A range already mapped by a huge PMD (even the huge
-    zero page) counts as done; the others are tried one by one, and the error of the last
-    failure is returned once all were tried: EINVAL for a range with no page table or no
-    anonymous page in it, EAGAIN for one holding a page with extra references (a pin).
-    A VM_NOHUGEPAGE VMA, or one too small to hold an aligned 2 MiB, is refused (EINVAL).
-
-    As 6.18.44 behaves (the rules above were checked on it); 6.12's scan also refused a
-    range with no writable PTE (SCAN_PAGE_RO), which 6.18.44 collapses: when that changed
-    is not established, so the model collapses read-only ranges in every profile. Shared
-    pages (after fork) are copied: the other process keeps its own."""
-    import errno
-
-    from ..include.mm_types import VM_NOHUGEPAGE
-
-    first = -(-vma.vm_start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
-    if vma.vm_flags & VM_NOHUGEPAGE or first + HPAGE_PMD_SIZE > vma.vm_end:
-        raise OSError(errno.EINVAL, f"MADV_COLLAPSE: {vma!r} cannot hold a THP")
-    failed = None
-    haddr = -(-start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
-    while haddr + HPAGE_PMD_SIZE <= end:
-        failed = collapse_huge_page(vma, haddr) or failed
-        haddr += HPAGE_PMD_SIZE
-    if failed:
-        raise OSError(failed, f"MADV_COLLAPSE: some of {start:#x}-{end:#x} could not be collapsed")
-
-
-def collapse_huge_page(vma, haddr: int) -> int | None:
-    """Collapse the 2 MiB at ``haddr`` into a new THP; None when it is (or already was)
-    PMD-mapped, else the errno of why not. The old pages lose this mapping (and are freed
-    if it was their last); empty PTEs and the zero page become zeros in the THP."""
-    import errno
-
-    from .memory import alloc_anon_folio, page_copy
-    from .rmap import folio_remove_rmap_ptes
-
-    mm = vma.vm_mm
-    index = pmd_index(haddr)
-    table = mm.pmds.get(index)
-    if isinstance(table, PmdHuge):
-        return None
-    if table is None:
-        trace("collapse_huge_page", f"{haddr:#x}: no page table here (SCAN_PMD_NULL)")
-        return errno.EINVAL
-    present = [pte for pte in table.ptes if pte is not None and not pte.folio.flags & PG.zero]
-    if not present:
-        trace("collapse_huge_page", f"{haddr:#x}: no anonymous page to collapse")
-        return errno.EINVAL
-    for folio in {pte.folio: None for pte in present}:
-        if folio_ref_count(folio) != folio_mapcount(folio):
-            trace("collapse_huge_page", "extra references (a pin?): SCAN_PAGE_COUNT", folio)
-            return errno.EAGAIN
-    thp = alloc_anon_folio(vma, haddr, HPAGE_PMD_ORDER)
-    count_vm_event("thp_collapse_alloc")
-    for i, pte in enumerate(table.ptes):
-        if pte is not None and not pte.folio.flags & PG.zero:
-            thp.data[i] = page_copy(pte.folio.data[pte.page])
-            folio_remove_rmap_ptes(pte.folio, pte.page, 1, vma)
-            folio_put(pte.folio)
-    mm.MM_ANONPAGES += HPAGE_PMD_NR - len(present)
-    table.ptes = [None] * HPAGE_PMD_NR
-    mm.deposited[index] = table
-    mm.pmds[index] = PmdHuge(thp, write=bool(vma.vm_flags & VM_WRITE), dirty=True)
-    trace("collapse_huge_page", f"{haddr:#x}: {len(present)} page(s) copied into a new THP, mapped by one PMD", thp)
-    return None
-
-
-# ---------------------------------------------------------------- deferred split and folio split
-
-
-def deferred_split_folio(folio, partially_mapped: bool) -> None:
-    """Queue a THP that lost some of its mappings, to be split under memory pressure."""
-    if partially_mapped and not folio.flags & PG.partially_mapped:
-        folio.flags |= PG.partially_mapped
-        if folio.order >= HPAGE_PMD_ORDER:
-            count_vm_event("thp_deferred_split_page")
-    if not folio.deferred_split:
-        folio.deferred_split = True
-        current.machine.deferred_split_queue[folio] = None
-    trace("deferred_split_folio", "partly mapped THP queued for a later split", folio)
-
-
-def folio_unqueue_deferred_split(folio) -> None:
-    if folio.deferred_split:
-        folio.deferred_split = False
-        del current.machine.deferred_split_queue[folio]
+# ---------------------------------------------------------------- folio split
 
 
 def split_folio(folio, folio_list: list | None = None) -> bool:
@@ -390,8 +325,6 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
     With ``folio_list`` (reclaim's isolated list) the new folios join that list, else the
     head's LRU list. Returns True on success.
     """
-    from .rmap import rmap_walk
-
     if folio.order == 0:
         return True
     if folio_ref_count(folio) != folio_mapcount(folio) + 1:
@@ -421,7 +354,7 @@ def split_folio(folio, folio_list: list | None = None) -> bool:
     folio._mapcount = folio._mapcount[:1]
     folio._large_mapcount = folio._entire_mapcount = -1
     folio._nr_pages_mapped = 0
-    folio.flags &= ~PG.partially_mapped
+    folio_clear_partially_mapped(folio)
     folio.data = folio.data[:1]
     folio.anon_exclusive = folio.anon_exclusive[:1]
     for table, slot, page, _ in mappings:
@@ -447,9 +380,6 @@ def remap_zero_subpages(pieces: list, mappings: list) -> None:
     this while restoring the PTEs the split replaced by migration entries:
     try_to_map_unused_to_zeropage() in mm/migrate.c). A split of the PMD alone keeps the THP
     whole, so partial munmap, mprotect and MADV_DONTNEED never get here."""
-    from .memory import page_is_zero
-    from .rmap import folio_remove_rmap_ptes
-
     zero = current.machine.zero_folio
     remapped = 0
     for table, slot, page, vma in mappings:
@@ -477,10 +407,6 @@ def try_split_folio(folio) -> bool:
 
 def _pte_mappings(folio) -> list[tuple[PteTable, int, int, object]]:
     """Every (table, slot, page, vma) where a PTE maps a page of ``folio``."""
-    from ..include.pgtable import pte_index
-    from .page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk
-    from .rmap import rmap_walk
-
     found = []
 
     def collect(folio, vma, address, arg):
@@ -495,14 +421,11 @@ def _pte_mappings(folio) -> list[tuple[PteTable, int, int, object]]:
 
 def _place_split_tails(head, tails: list, folio_list: list | None) -> None:
     """lru_add_split_folio(): tails go where the head is; unmapped tails are freed."""
-    from .page_alloc import __folio_put
-    from .swap import lruvec_add_folio
-
     for tail in tails:
         if folio_list is not None:
             tail._refcount += 1
             folio_list.append(tail)
         elif tail._refcount == 0:
             __folio_put(tail)
-        elif head.flags & PG.lru:
+        elif folio_test_lru(head):
             lruvec_add_folio(tail)

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import errno
 
-from ..include.mm_types import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, folio_mapcount
-from ..include.page_flags import PG, folio_clear_dirty, folio_test_dirty, folio_test_large, folio_test_unevictable
-from ..include.pgtable import PmdHuge, pmd_index, pte_index
+from ..include.internal import folio_pte_batch
+from ..include.mm import VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, folio_mapcount, is_zero_folio, page_align
+from ..include.page_flags import (
+    folio_clear_dirty,
+    folio_clear_referenced,
+    folio_set_workingset,
+    folio_test_active,
+    folio_test_dirty,
+    folio_test_large,
+    folio_test_lru,
+    folio_test_unevictable,
+)
+from ..include.pgtable import PmdHuge, pmd_addr_end, pmd_index, pte_index
 from ..state import trace
 from ..uapi import (
     ADVICE_NAMES,
@@ -26,6 +36,12 @@ from ..uapi import (
     MADV_PAGEOUT,
     PAGE_SIZE,
 )
+from .huge_memory import folio_maybe_mapped_shared, madvise_free_huge_pmd, try_split_folio
+from .khugepaged import madvise_collapse
+from .memory import unmap_vma_range
+from .mmap import vma_modify_flags
+from .swap import folio_deactivate, folio_mark_lazyfree
+from .vmscan import folio_isolate_lru, folio_putback_lru, reclaim_pages
 
 
 def do_madvise(mm, start: int, length: int, advice: int) -> None:
@@ -35,7 +51,7 @@ def do_madvise(mm, start: int, length: int, advice: int) -> None:
         raise OSError(errno.EINVAL, "madvise: start must be page aligned")
     if length < 0:
         raise OSError(errno.EINVAL, "madvise: negative length")
-    end = start + -(-length // PAGE_SIZE) * PAGE_SIZE
+    end = start + page_align(length)
     if end == start:
         return
     trace("do_madvise", f"{ADVICE_NAMES[advice]} {start:#x}-{end:#x}")
@@ -52,21 +68,15 @@ def do_madvise(mm, start: int, length: int, advice: int) -> None:
 
 
 def madvise_vma_behavior(vma, start: int, end: int, advice: int) -> None:
-    from .mmap import vma_modify_flags
-
     if advice in (MADV_FREE, MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT) and vma.vm_flags & VM_LOCKED:
         raise OSError(errno.EINVAL, f"{ADVICE_NAMES[advice]} on a VM_LOCKED range")
     if advice == MADV_FREE:
         madvise_free_single_vma(vma, start, end)
     elif advice == MADV_DONTNEED:
-        from .memory import unmap_vma_range
-
         unmap_vma_range(vma, start, end)
     elif advice in (MADV_COLD, MADV_PAGEOUT):
         madvise_cold_or_pageout(vma, start, end, pageout=advice == MADV_PAGEOUT)
     elif advice == MADV_COLLAPSE:
-        from .huge_memory import madvise_collapse
-
         madvise_collapse(vma, start, end)
     elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
         # MADV_NORMAL only clears read-ahead hints (VM_RAND_READ, VM_SEQ_READ), which the
@@ -78,20 +88,12 @@ def madvise_vma_behavior(vma, start: int, end: int, advice: int) -> None:
 
 
 def _pmd_ranges(start: int, end: int):
+    """The pieces of [start, end) that each lie within one PMD."""
     addr = start
     while addr < end:
-        next_addr = min(end, (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE)
+        next_addr = pmd_addr_end(addr, end)
         yield addr, next_addr
         addr = next_addr
-
-
-def _folio_run(ptes, first: int, limit: int, folio, page: int) -> int:
-    """How many PTEs from ``first`` (at most ``limit``) map consecutive pages of ``folio``."""
-    nr = 1
-    while nr < limit and ptes[first + nr] is not None and ptes[first + nr].folio is folio \
-            and ptes[first + nr].page == page + nr:
-        nr += 1
-    return nr
 
 
 def _whole_folio_runs(ptes, addr: int, next_addr: int):
@@ -99,18 +101,16 @@ def _whole_folio_runs(ptes, addr: int, next_addr: int):
     A large folio only partly in the range is split first and its pages come out one by
     one; if it may be mapped by another process, or cannot be split, it is skipped (as
     both madvise_free_pte_range and madvise_cold_or_pageout_pte_range do)."""
-    from .huge_memory import folio_maybe_mapped_shared, try_split_folio
-
     i, last = pte_index(addr), pte_index(next_addr - 1)
     while i <= last:
         pte = ptes[i]
-        if pte is None or pte.folio.flags & PG.zero:
+        if pte is None or is_zero_folio(pte.folio):
             i += 1
             continue
         folio = pte.folio
         nr = 1
         if folio_test_large(folio):
-            nr = _folio_run(ptes, i, last - i + 1, folio, pte.page)
+            nr = folio_pte_batch(ptes, i, last - i + 1)
             if nr < folio.nr_pages:
                 if not folio_maybe_mapped_shared(folio) and try_split_folio(folio):
                     continue  # look at the same PTE again: it now maps a small folio
@@ -128,9 +128,6 @@ def madvise_free_single_vma(vma, start: int, end: int) -> None:
     another process may map them. A PTE-mapped folio shared after fork() is still marked
     lazyfree (unless PG_dirty is set): this process's PTEs become clean, the other
     process's stay dirty, and reclaim keeps the folio when it meets a dirty one."""
-    from .huge_memory import madvise_free_huge_pmd
-    from .swap import folio_mark_lazyfree
-
     mm = vma.vm_mm
     for addr, next_addr in _pmd_ranges(start, end):
         entry = mm.pmds.get(pmd_index(addr))
@@ -155,19 +152,15 @@ def madvise_cold_or_pageout(vma, start: int, end: int, pageout: bool) -> None:
     """MADV_COLD deactivates; MADV_PAGEOUT isolates and reclaims at once (reclaim_pages),
     one PMD's worth of folios at a time. A THP only partly in the range is split first;
     folios mapped by other processes too are skipped."""
-    from .huge_memory import folio_maybe_mapped_shared, try_split_folio
-    from .swap import folio_deactivate
-    from .vmscan import folio_isolate_lru, folio_putback_lru, reclaim_pages
-
     mm = vma.vm_mm
 
     def handle(folio, entries, folio_list):
         if not pageout:
             for e in entries:
                 e.young = False
-        folio.flags &= ~PG.referenced
-        if folio.flags & PG.active:
-            folio.flags |= PG.workingset
+        folio_clear_referenced(folio)
+        if folio_test_active(folio):
+            folio_set_workingset(folio)
         if pageout:
             if folio_isolate_lru(folio):
                 if folio_test_unevictable(folio):
@@ -182,7 +175,7 @@ def madvise_cold_or_pageout(vma, start: int, end: int, pageout: bool) -> None:
         entry = mm.pmds.get(pmd_index(addr))
         if isinstance(entry, PmdHuge):
             folio = entry.folio
-            if folio.flags & PG.zero or folio_maybe_mapped_shared(folio):
+            if is_zero_folio(folio) or folio_maybe_mapped_shared(folio):
                 continue
             if next_addr - addr == HPAGE_PMD_SIZE:
                 handle(folio, [entry], folio_list)
@@ -194,7 +187,7 @@ def madvise_cold_or_pageout(vma, start: int, end: int, pageout: bool) -> None:
         if entry is None or isinstance(entry, PmdHuge):
             continue
         for folio, entries in _whole_folio_runs(entry.ptes, addr, next_addr):
-            if folio.flags & PG.lru and folio_mapcount(folio) == folio.nr_pages:
+            if folio_test_lru(folio) and folio_mapcount(folio) == folio.nr_pages:
                 handle(folio, entries, folio_list)
         if pageout:
             reclaim_pages(folio_list)

@@ -1,40 +1,43 @@
 """Faults, zapping, fork's page-table copy and copy-on-write (~ mm/memory.c).
 
 THP faults and everything done to a huge PMD are in huge_memory.py; this module decides
-when to go there. The transparent_hugepage mode is the Machine's (``madvise`` by default, as
-on this project's machines): a THP is faulted only in a VM_HUGEPAGE VMA that covers the
-whole 2 MiB.
+when to go there (thp_vma_allowable, in mmlab.include.huge_mm).
 """
 
 from __future__ import annotations
 
-from ..include.mm_types import PG_ANON_NEW, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_WRITE, folio_mapcount
-from ..include.page_flags import PG, folio_test_large
-from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_index, pte_index
+from ..include.highmem import folio_store, page_copy, page_load
+from ..include.huge_mm import thp_vma_allowable
+from ..include.internal import folio_pte_batch
+from ..include.mm import (
+    PG_ANON_NEW,
+    VM_READ,
+    VM_WRITE,
+    folio_get,
+    folio_mapcount,
+    folio_maybe_dma_pinned,
+    is_zero_folio,
+)
+from ..include.page_flags import folio_test_large
+from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_addr_end, pmd_index, pte_index
+from ..include.rmap import anon_vma_prepare, folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from ..state import current, kernel, trace
-from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
-from .page_alloc import folio_alloc, folio_get, folio_put, folio_put_refs
-
-
-class SegmentationFault(Exception):
-    """The access would raise SIGSEGV: no VMA there, or the VMA does not allow it."""
-
-
-def thp_vma_allowable(vma, address: int) -> bool:
-    """May a fault at ``address`` be served by a PMD-sized THP?"""
-    mode = current.machine.thp
-    if mode == "never" or vma.vm_flags & VM_NOHUGEPAGE:
-        return False
-    if mode == "madvise" and not vma.vm_flags & VM_HUGEPAGE:
-        return False
-    haddr = address & ~(HPAGE_PMD_SIZE - 1)
-    return vma.vm_start <= haddr and haddr + HPAGE_PMD_SIZE <= vma.vm_end
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, SegmentationFault
+from .huge_memory import (
+    __split_huge_pmd,
+    copy_huge_pmd,
+    do_huge_pmd_anonymous_page,
+    do_huge_pmd_wp_page,
+    folio_maybe_mapped_shared,
+    touch_pmd,
+    zap_huge_pmd,
+)
+from .page_alloc import folio_alloc
+from .swap import folio_add_lru_vma, folio_put, folio_put_refs
 
 
 def handle_mm_fault(vma, address: int, write: bool) -> None:
     """Make ``address`` present (and writable, for a write) in ``vma``."""
-    from .huge_memory import do_huge_pmd_anonymous_page, do_huge_pmd_wp_page, touch_pmd
-
     if not vma.vm_flags & (VM_WRITE if write else VM_READ):
         raise SegmentationFault(f"{'write' if write else 'read'} at {address:#x} not allowed by {vma!r}")
     current.machine.vmstat["pgfault"] += 1
@@ -65,21 +68,9 @@ def handle_mm_fault(vma, address: int, write: bool) -> None:
         pte.dirty |= write
 
 
-def folio_add_lru_vma(folio, vma) -> None:
-    """A new folio joins the LRU, or the unevictable list if its VMA is locked."""
-    from .mlock import mlock_new_folio
-    from .swap import folio_add_lru
-
-    if vma.vm_flags & VM_LOCKED:
-        mlock_new_folio(folio)
-    else:
-        folio_add_lru(folio)
-
-
 def alloc_anon_folio(vma, address: int, order: int):
-    """Allocate a zero-filled anon folio, give it its rmap and put it on the LRU."""
-    from .rmap import anon_vma_prepare, folio_add_new_anon_rmap
-
+    """A new zero-filled anon folio of ``order`` for the pages at ``address``, with its
+    anon_vma, its rmap and its place on the LRU."""
     anon_vma_prepare(vma)
     folio = folio_alloc(order, PG_ANON_NEW)
     folio_add_new_anon_rmap(folio, vma, address & ~((PAGE_SIZE << order) - 1))
@@ -103,8 +94,8 @@ def do_anonymous_page(vma, address: int, table: PteTable, write: bool) -> None:
 def do_wp_page(vma, address: int, table: PteTable, pte: Pte) -> None:
     """Write to a read-only PTE: reuse the page if this mm owns it exclusively, else copy it."""
     folio = pte.folio
-    exclusive = not folio.flags & PG.zero and folio.anon_exclusive[pte.page]
-    if not exclusive and not folio.flags & PG.zero and wp_can_reuse_anon_folio(folio):
+    exclusive = not is_zero_folio(folio) and folio.anon_exclusive[pte.page]
+    if not exclusive and not is_zero_folio(folio) and wp_can_reuse_anon_folio(folio):
         exclusive = True
         folio.anon_exclusive[pte.page] = 1
     if exclusive:
@@ -120,8 +111,6 @@ def wp_can_reuse_anon_folio(folio) -> bool:
     needs refcount 1. A large one was always copied until 6.15 (1da190f4d0a6); since then it
     is reused when no other mm maps it and its refcount equals its mapcount. Only the
     faulting PTE becomes writable; its neighbours fault (and are reused) one by one."""
-    from .huge_memory import folio_maybe_mapped_shared
-
     if not folio_test_large(folio):
         return folio._refcount == 1
     if kernel.reuse_large_anon_folio:
@@ -131,13 +120,11 @@ def wp_can_reuse_anon_folio(folio) -> bool:
 
 def wp_page_copy(vma, address: int, table: PteTable, old: Pte) -> None:
     """Copy-on-write: a new small folio with the old page's contents replaces the mapping."""
-    from .rmap import folio_remove_rmap_ptes
-
     new = alloc_anon_folio(vma, address, 0)
     new.data[0] = page_copy(old.folio.data[old.page])
     table.ptes[pte_index(address)] = Pte(new, 0, write=True, dirty=True)
     old_folio = old.folio
-    if old_folio.flags & PG.zero:
+    if is_zero_folio(old_folio):
         vma.vm_mm.MM_ANONPAGES += 1
         trace("wp_page_copy", f"write to the zero page at {address:#x}: new small folio", new)
         return
@@ -146,71 +133,17 @@ def wp_page_copy(vma, address: int, table: PteTable, old: Pte) -> None:
     trace("wp_page_copy", f"write to a shared page at {address:#x}: copied into a new small folio", new)
 
 
-def populate_vma_page_range(vma, start: int, end: int, write: bool) -> None:
-    """What mlock() does after locking: fault in every page, and touch the ones present
-    (FOLL_TOUCH: a write-touch marks a PMD or page dirty, so lazyfree memory stops being
-    lazyfree)."""
-    from ..include.page_flags import folio_set_dirty
-    from .huge_memory import touch_pmd
-    from .swap import folio_mark_accessed
-
-    mm = vma.vm_mm
-    addr = start
-    while addr < end:
-        entry = mm.pmds.get(pmd_index(addr))
-        if isinstance(entry, PmdHuge) and (entry.write or not write):
-            touch_pmd(entry, write)
-            addr = (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE
-            continue
-        pte = entry.ptes[pte_index(addr)] if isinstance(entry, PteTable) else None
-        if pte is None or (write and not pte.write):
-            handle_mm_fault(vma, addr, write)
-            continue  # GUP looks the page up again after the fault, and touches it then
-        pte.young = True
-        if not pte.folio.flags & PG.zero:
-            if write and not pte.dirty and not pte.folio.flags & PG.dirty:
-                folio_set_dirty(pte.folio)
-            folio_mark_accessed(pte.folio)
-        addr += PAGE_SIZE
-
-
-def change_protection(vma, start: int, end: int) -> None:
-    """mprotect's update of the present entries of [start, end), to the VMA's new flags.
-    Without VM_WRITE every entry is write-protected. With it, the entries of pages this mm
-    owns exclusively become writable again, so writing them needs no fault; shared pages
-    and the zero page stay read-only for copy-on-write (MM_CP_TRY_CHANGE_WRITABLE and
-    can_change_pte_writable() in mm/mprotect.c, change_huge_pmd() in mm/huge_memory.c)."""
-    writable = bool(vma.vm_flags & VM_WRITE)
-    mm = vma.vm_mm
-    for index in range(pmd_index(start), pmd_index(end - 1) + 1):
-        entry = mm.pmds.get(index)
-        if isinstance(entry, PmdHuge):
-            entry.write = writable and _anon_exclusive(entry.folio, 0)
-        elif entry is not None:
-            lo = max(start, index * HPAGE_PMD_SIZE)
-            hi = min(end, (index + 1) * HPAGE_PMD_SIZE)
-            for pte in entry.ptes[pte_index(lo):pte_index(hi - 1) + 1]:
-                if pte is not None:
-                    pte.write = writable and _anon_exclusive(pte.folio, pte.page)
-
-
-def _anon_exclusive(folio, page: int) -> bool:
-    return not folio.flags & PG.zero and bool(folio.anon_exclusive[page])
-
-
 # ---------------------------------------------------------------- zap
 
 
 def unmap_vma_range(vma, start: int, end: int) -> None:
     """zap_page_range_single(): remove every mapping in [start, end) of one VMA (munmap,
     MADV_DONTNEED, exit). A huge PMD only partly in the range is split first."""
-    from .huge_memory import __split_huge_pmd, zap_huge_pmd
-
     mm = vma.vm_mm
     addr = start
     while addr < end:
         index = pmd_index(addr)
-        next_pmd = min(end, (index + 1) * HPAGE_PMD_SIZE)
+        next_pmd = pmd_addr_end(addr, end)
         entry = mm.pmds.get(index)
         if isinstance(entry, PmdHuge):
             if next_pmd - addr == HPAGE_PMD_SIZE:
@@ -228,8 +161,6 @@ def unmap_vma_range(vma, start: int, end: int) -> None:
 
 def zap_pte_range(vma, table: PteTable, start: int, end: int) -> None:
     """Clear the PTEs of [start, end) in one table, a run of one folio's pages at a time."""
-    from .rmap import folio_remove_rmap_ptes
-
     ptes = table.ptes
     i, last = pte_index(start), pte_index(end - 1)
     while i <= last:
@@ -237,15 +168,13 @@ def zap_pte_range(vma, table: PteTable, start: int, end: int) -> None:
         if pte is None:
             i += 1
             continue
-        folio, page, nr = pte.folio, pte.page, 1
-        while i + nr <= last and ptes[i + nr] is not None and ptes[i + nr].folio is folio \
-                and ptes[i + nr].page == page + nr:
-            nr += 1
+        folio, page = pte.folio, pte.page
+        nr = folio_pte_batch(ptes, i, last - i + 1)
         # The PTEs' dirty bits go with them: only a file folio would need folio_mark_dirty()
         # (zap_present_folio_ptes() in mm/memory.c); an anon folio's data dies here.
         ptes[i:i + nr] = [None] * nr
         i += nr
-        if folio.flags & PG.zero:
+        if is_zero_folio(folio):
             continue
         vma.vm_mm.MM_ANONPAGES -= nr
         folio_remove_rmap_ptes(folio, page, nr, vma)
@@ -265,8 +194,6 @@ def free_pgtables(mm) -> None:
 def copy_page_range(dst_vma, src_vma) -> None:
     """fork: share every mapped page with the child, write-protected on both sides (COW).
     A page that might be pinned by DMA (GUP pin on an exclusive page) is copied at once."""
-    from .huge_memory import copy_huge_pmd
-
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
     for index in range(pmd_index(src_vma.vm_start), pmd_index(src_vma.vm_end - 1) + 1):
         entry = src_mm.pmds.get(index)
@@ -288,11 +215,8 @@ def copy_page_range(dst_vma, src_vma) -> None:
 
 
 def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
-    from ..include.mm_types import folio_maybe_dma_pinned
-    from .rmap import folio_add_anon_rmap_ptes
-
     folio = pte.folio
-    if folio.flags & PG.zero:
+    if is_zero_folio(folio):
         return Pte(folio, 0, write=False, young=False)
     if folio.anon_exclusive[pte.page] and folio_maybe_dma_pinned(folio):
         copy = alloc_anon_folio(dst_vma, address, 0)
@@ -310,44 +234,6 @@ def copy_present_pte(dst_vma, src_vma, address: int, pte: Pte) -> Pte:
 
 # ---------------------------------------------------------------- page contents
 
-
-_ZERO_PAGE_BYTES = bytes(PAGE_SIZE)
-
-
-def page_is_zero(data) -> bool:
-    """Does a page (an entry of Folio.data) hold only zero bytes?"""
-    return data == 0 if isinstance(data, int) else data == _ZERO_PAGE_BYTES
-
-
-def page_copy(data):
-    """The contents of a page, for a new page (copy-on-write, fork's early copy)."""
-    return data if isinstance(data, int) else bytearray(data)
-
-
-def page_load(folio, page: int, offset: int) -> int:
-    data = folio.data[page]
-    return data if isinstance(data, int) else data[offset]
-
-
-def folio_store(folio, offset: int, length: int, value: int) -> None:
-    """Store ``value`` in bytes [offset, offset + length) of ``folio``. Whole pages just take
-    the value; a page written in part gets a bytearray of its own."""
-    data = folio.data
-    end = offset + length
-    whole_lo, whole_hi = -(-offset // PAGE_SIZE), end // PAGE_SIZE
-    if whole_lo < whole_hi:
-        data[whole_lo:whole_hi] = [value] * (whole_hi - whole_lo)
-    for page in {offset // PAGE_SIZE, (end - 1) // PAGE_SIZE}:
-        if whole_lo <= page < whole_hi:
-            continue
-        base = page * PAGE_SIZE
-        lo, hi = max(offset, base) - base, min(end, base + PAGE_SIZE) - base
-        old = data[page]
-        if isinstance(old, int):
-            if old == value:
-                continue
-            old = data[page] = bytearray([old]) * PAGE_SIZE
-        old[lo:hi] = bytes([value]) * (hi - lo)
 
 
 def read_byte(vma, address: int) -> int:
@@ -374,7 +260,7 @@ def write_range(vma, start: int, end: int, value: int) -> None:
     while addr < end:
         entry = mm.pmds.get(pmd_index(addr))
         if isinstance(entry, PmdHuge) and entry.write:
-            hi = min(end, (addr & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE)
+            hi = pmd_addr_end(addr, end)
             folio_store(entry.folio, addr % HPAGE_PMD_SIZE, hi - addr, value)
             entry.dirty = entry.young = True
             addr = hi

@@ -1,4 +1,5 @@
-"""VMAs: creating, splitting, merging and removing them (~ mm/mmap.c, mm/vma.c, mm/mprotect.c).
+"""VMAs: creating, splitting, merging and removing them, and an address space's copy at
+fork and teardown at exit (~ mm/mmap.c, mm/vma.c).
 
 When a VMA boundary lands inside a PMD-mapped THP, the PMD is split first
 (vma_adjust_trans_huge), so a huge PMD never spans two VMAs. The folio itself stays large.
@@ -8,9 +9,15 @@ from __future__ import annotations
 
 import errno
 
-from ..include.mm_types import VM_LOCKED, VM_READ, VM_WRITE, VmAreaStruct
+from ..include.mm import VM_LOCKED, VM_LOCKED_MASK, VM_READ, VM_WRITE, page_align
+from ..include.mm_types import VmAreaStruct
+from ..include.pgtable import pmd_align_down
+from ..include.rmap import anon_vma_clone, anon_vma_fork, unlink_anon_vmas
 from ..state import trace
-from ..uapi import HPAGE_PMD_SIZE, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SHIFT, PAGE_SIZE, PROT_READ, PROT_WRITE
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SHIFT, PAGE_SIZE, PROT_READ, PROT_WRITE
+from .gup import mm_populate
+from .huge_memory import vma_adjust_trans_huge
+from .memory import copy_page_range, free_pgtables, unmap_vma_range
 
 MMAP_BASE = 0x7F0000000000
 
@@ -19,7 +26,7 @@ def get_unmapped_area(mm, length: int) -> int:
     """Place a new mapping 2 MiB aligned above every existing one, with a 2 MiB gap so that
     neighbouring mappings never merge (the live lab aligns its mappings the same way)."""
     top = max((v.vm_end for v in mm.vmas), default=MMAP_BASE)
-    return -(-(top + HPAGE_PMD_SIZE) // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+    return pmd_align_down(top + HPAGE_PMD_SIZE - 1) + HPAGE_PMD_SIZE
 
 
 def prot_to_vm_flags(prot: int) -> int:
@@ -30,11 +37,9 @@ def do_mmap(mm, length: int, prot: int = PROT_READ | PROT_WRITE) -> int:
     """mmap(NULL, length, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0). After
     mlockall(MCL_FUTURE) the VMA is born VM_LOCKED and, unless MCL_ONFAULT, populated at
     once (mm_populate), with write faults if it is writable."""
-    from .mlock import mm_populate
-
     if length <= 0:
         raise OSError(errno.EINVAL, "mmap: length must be positive")
-    length = -(-length // PAGE_SIZE) * PAGE_SIZE
+    length = page_align(length)
     start = get_unmapped_area(mm, length)
     vma = VmAreaStruct(mm, start, start + length, prot_to_vm_flags(prot) | mm.def_flags, start >> PAGE_SHIFT)
     insert_vma(mm, vma)
@@ -51,9 +56,6 @@ def insert_vma(mm, vma) -> None:
 
 def split_vma(vma, addr: int) -> VmAreaStruct:
     """Cut a VMA in two at ``addr``; return the upper part."""
-    from .huge_memory import vma_adjust_trans_huge
-    from .rmap import anon_vma_clone
-
     vma_adjust_trans_huge(vma, addr)
     mm = vma.vm_mm
     upper = VmAreaStruct(mm, addr, vma.vm_end, vma.vm_flags,
@@ -73,8 +75,6 @@ def _can_merge(a, b) -> bool:
 
 
 def _merge(a, b) -> VmAreaStruct:
-    from .rmap import unlink_anon_vmas
-
     mm = a.vm_mm
     a.vm_end = b.vm_end
     if a.anon_vma is None and b.anon_vma is not None:
@@ -106,12 +106,9 @@ def vma_modify_flags(vma, start: int, end: int, newflags: int) -> VmAreaStruct:
 
 def do_munmap(mm, start: int, length: int) -> None:
     """munmap(): zap the pages, then drop the VMAs (splitting the ones cut by the range)."""
-    from .memory import unmap_vma_range
-    from .rmap import unlink_anon_vmas
-
     if start % PAGE_SIZE or length <= 0:
         raise OSError(errno.EINVAL, "munmap: address must be page aligned and length positive")
-    end = start + -(-length // PAGE_SIZE) * PAGE_SIZE
+    end = start + page_align(length)
     for vma in list(mm.vmas_in(start, end)):
         if vma.vm_start < start:
             vma = split_vma(vma, start)
@@ -137,126 +134,21 @@ def apply_to_vmas(mm, start: int, end: int, fixup) -> None:
         addr = hi
 
 
-def do_mprotect(mm, start: int, length: int, prot: int) -> None:
-    """mprotect(): new VM_READ/VM_WRITE on the range, and the entries updated to match (a huge
-    PMD stays huge when the range covers all of it)."""
-    from .memory import change_protection
-
-    if start % PAGE_SIZE:
-        raise OSError(errno.EINVAL, "mprotect: address must be page aligned")
-    if prot & ~(PROT_READ | PROT_WRITE):
-        raise OSError(errno.EINVAL, "mprotect: the model supports PROT_NONE, PROT_READ and PROT_WRITE")
-
-    def mprotect_fixup(vma, lo: int, hi: int) -> None:
-        newflags = (vma.vm_flags & ~(VM_READ | VM_WRITE)) | prot_to_vm_flags(prot)
-        if newflags == vma.vm_flags:
-            return
-        change_protection(vma_modify_flags(vma, lo, hi, newflags), lo, hi)
-
-    apply_to_vmas(mm, start, start + -(-length // PAGE_SIZE) * PAGE_SIZE, mprotect_fixup)
+def dup_mmap(mm, oldmm) -> None:
+    """fork: the child gets a copy of every VMA (without VM_LOCKED, which is not inherited),
+    linked to the parent's anon_vmas, and shares every mapped page copy-on-write
+    (kernel/fork.c's dup_mmap())."""
+    for vma in oldmm.vmas:
+        new = VmAreaStruct(mm, vma.vm_start, vma.vm_end, vma.vm_flags & ~VM_LOCKED_MASK, vma.vm_pgoff)
+        mm.vmas.append(new)
+        anon_vma_fork(new, vma)
+        copy_page_range(new, vma)
 
 
-def do_mremap(mm, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
-    """mremap(): shrink a mapping, grow it in place, or move it (MREMAP_MAYMOVE; to
-    ``new_addr`` with MREMAP_FIXED, unmapping what was there). Returns its new address.
-    The checks and their errnos follow mm/mremap.c: EINVAL for bad flags, an unaligned
-    address, a zero new length or overlapping ranges; EFAULT when nothing is mapped at
-    ``addr`` or the old range is not inside one VMA; ENOMEM when it cannot grow in place
-    and may not move. The model leaves out MREMAP_DONTUNMAP and, for a VM_LOCKED mapping,
-    populating what it grew by."""
-    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED):
-        raise OSError(errno.EINVAL, "mremap: the model knows MREMAP_MAYMOVE and MREMAP_FIXED only")
-    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
-        raise OSError(errno.EINVAL, "mremap: MREMAP_FIXED needs MREMAP_MAYMOVE")
-    if addr % PAGE_SIZE:
-        raise OSError(errno.EINVAL, "mremap: the old address must be page aligned")
-    old_len, new_len = -(-old_len // PAGE_SIZE) * PAGE_SIZE, -(-new_len // PAGE_SIZE) * PAGE_SIZE
-    if not new_len:
-        raise OSError(errno.EINVAL, "mremap: the new length must not be zero")
-    if mm.find_vma(addr) is None:
-        raise OSError(errno.EFAULT, f"mremap: nothing is mapped at {addr:#x}")
-    if flags & MREMAP_FIXED:
-        if new_addr % PAGE_SIZE:
-            raise OSError(errno.EINVAL, "mremap: the new address must be page aligned")
-        if addr < new_addr + new_len and new_addr < addr + old_len:
-            raise OSError(errno.EINVAL, "mremap: the old and new ranges overlap")
-        do_munmap(mm, new_addr, new_len)
-        if old_len > new_len:
-            do_munmap(mm, addr + new_len, old_len - new_len)
-            old_len = new_len
-        return move_vma(_vma_to_resize(mm, addr, old_len), addr, old_len, new_addr, new_len)
-    if old_len >= new_len:
-        if old_len > new_len:
-            do_munmap(mm, addr + new_len, old_len - new_len)
-        return addr
-    vma = _vma_to_resize(mm, addr, old_len)
-    if vma.vm_end == addr + old_len and not mm.vmas_in(vma.vm_end, addr + new_len):
-        vma.vm_end = addr + new_len
-        trace("do_mremap", f"grown in place to {addr:#x}-{addr + new_len:#x}")
-        return addr
-    if not flags & MREMAP_MAYMOVE:
-        raise OSError(errno.ENOMEM, "mremap: no room to grow in place, and MREMAP_MAYMOVE not given")
-    return move_vma(vma, addr, old_len, get_unmapped_area(mm, new_len), new_len)
-
-
-def _vma_to_resize(mm, addr: int, old_len: int):
-    vma = mm.find_vma(addr)
-    if vma is None or addr + old_len > vma.vm_end:
-        raise OSError(errno.EFAULT, "mremap: the old range is not inside one mapping")
-    if not old_len:
-        raise OSError(errno.EINVAL, "mremap: an old length of zero works only for shared mappings")
-    return vma
-
-
-def move_vma(vma, old_addr: int, old_len: int, new_addr: int, new_len: int) -> int:
-    """Move [old_addr, old_addr + old_len) of ``vma`` to a new VMA at ``new_addr`` of
-    ``new_len`` bytes. The new VMA keeps the old page offset, so the folios' index and
-    anon_vma still find it (copy_vma()); their page-table entries move, not the folios."""
-    from .rmap import anon_vma_clone, unlink_anon_vmas
-
-    if vma.vm_start < old_addr:
-        vma = split_vma(vma, old_addr)
-    if old_addr + old_len < vma.vm_end:
-        split_vma(vma, old_addr + old_len)
-    mm = vma.vm_mm
-    new = VmAreaStruct(mm, new_addr, new_addr + new_len, vma.vm_flags, vma.vm_pgoff)
-    anon_vma_clone(new, vma)
-    insert_vma(mm, new)
-    move_page_tables(vma, old_addr, new, new_addr, old_len)
-    unlink_anon_vmas(vma)
-    mm.vmas.remove(vma)
-    trace("move_vma", f"moved {old_addr:#x}-{old_addr + old_len:#x} to {new_addr:#x}")
-    return new_addr
-
-
-def move_page_tables(vma, old_addr: int, new_vma, new_addr: int, length: int) -> None:
-    """Move the entries of ``length`` bytes. A huge PMD moves whole (move_huge_pmd) when
-    both addresses are 2 MiB aligned and the whole 2 MiB moves; otherwise it is split
-    first and its PTEs move one by one, so the THP ends up PTE-mapped at the new place."""
-    from ..include.pgtable import PmdHuge, PteTable, pmd_index, pte_index
-    from .huge_memory import __split_huge_pmd
-
-    mm = vma.vm_mm
-    done = 0
-    while done < length:
-        old, new = old_addr + done, new_addr + done
-        extent = min(length - done, HPAGE_PMD_SIZE - old % HPAGE_PMD_SIZE, HPAGE_PMD_SIZE - new % HPAGE_PMD_SIZE)
-        entry = mm.pmds.get(pmd_index(old))
-        if isinstance(entry, PmdHuge):
-            if extent == HPAGE_PMD_SIZE:
-                mm.pmds[pmd_index(new)] = mm.pmds.pop(pmd_index(old))
-                mm.deposited[pmd_index(new)] = mm.deposited.pop(pmd_index(old))
-                trace("move_huge_pmd", f"huge PMD moved whole from {old:#x} to {new:#x}", entry.folio)
-                done += extent
-                continue
-            __split_huge_pmd(vma, old)
-            entry = mm.pmds.get(pmd_index(old))
-        if entry is not None:
-            dst = mm.pmds.setdefault(pmd_index(new), PteTable())
-            for offset in range(0, extent, PAGE_SIZE):
-                i, j = pte_index(old + offset), pte_index(new + offset)
-                dst.ptes[j], entry.ptes[i] = entry.ptes[i], None
-            for index in {pmd_index(old), pmd_index(new)}:
-                if mm.pmds[index].empty():
-                    del mm.pmds[index]
-        done += extent
+def exit_mmap(mm) -> None:
+    """exit: unmap every VMA, so folios no one else maps are freed, then drop the page tables."""
+    for vma in list(mm.vmas):
+        unmap_vma_range(vma, vma.vm_start, vma.vm_end)
+        unlink_anon_vmas(vma)
+    mm.vmas.clear()
+    free_pgtables(mm)

@@ -14,7 +14,8 @@ and PVMW_SYNC only changes when the lock is said to be taken.
 
 from __future__ import annotations
 
-from ..include.pgtable import PmdHuge, pmd_index, pte_index
+from ..include.mm import linear_page_index
+from ..include.pgtable import PmdHuge, pmd_addr_end, pmd_align_down, pmd_index, pte_index
 from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 
 PVMW_SYNC = 1 << 0
@@ -41,8 +42,6 @@ class PageVmaMappedWalk:
 
 
 def _page_in_folio(folio, vma, address: int) -> int:
-    from ..include.mm_types import linear_page_index
-
     return linear_page_index(vma, address) - folio.index
 
 
@@ -85,14 +84,14 @@ def page_vma_mapped_walk(pvmw: PageVmaMappedWalk) -> bool:
     while pvmw.address < pvmw.end:
         entry = pmds.get(pmd_index(pvmw.address))
         if entry is None:
-            pvmw.address = (pvmw.address & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE
+            pvmw.address = pmd_align_down(pvmw.address) + HPAGE_PMD_SIZE
             continue
         if isinstance(entry, PmdHuge):
             if entry.folio is not folio:
                 return _not_found(pvmw)
             pvmw.pmd, pvmw.pte, pvmw.ptl = entry, None, "PMD lock"
             return True
-        table_end = min(pvmw.end, (pvmw.address & ~(HPAGE_PMD_SIZE - 1)) + HPAGE_PMD_SIZE)
+        table_end = pmd_addr_end(pvmw.address, pvmw.end)
         ptes = entry.ptes
         while pvmw.address < table_end:
             pte = ptes[pte_index(pvmw.address)]

@@ -1,40 +1,33 @@
-"""Reverse mapping: mapcounts, anon_vma chains, rmap_walk, try_to_unmap and folio_referenced
-(~ mm/rmap.c).
-
-The mapcount rules are 6.12's (and unchanged in what the course shows through 6.18): a PMD
-mapping counts once in ``_entire_mapcount`` and once in ``_large_mapcount``; a PTE mapping
-counts in the page's ``_mapcount`` and in ``_large_mapcount``. ``_nr_pages_mapped`` counts
-pages mapped by at least one PTE (the kernel adds a bias to it while a PMD maps the folio;
-the model keeps the two apart).
+"""Reverse mapping's users (~ mm/rmap.c): try_to_unmap() and folio_referenced(), each a
+walk over the VMAs that may map a folio (the anon_vma chains, map counts and the walk
+itself are in mmlab.include.rmap).
 """
 
 from __future__ import annotations
 
-from ..include.mm_types import (
-    VM_LOCKED,
-    AnonVma,
-    AnonVmaChain,
-    folio_mapcount,
-    folio_ref_count,
-    vma_address,
-)
+from ..include.internal import folio_pte_batch, mlock_vma_folio, vma_address
+from ..include.mm import VM_LOCKED, ModelBug, folio_mapcount, folio_ref_count
 from ..include.page_flags import (
-    PG,
     folio_set_dirty,
     folio_set_swapbacked,
     folio_test_anon,
     folio_test_dirty,
     folio_test_large,
     folio_test_lazyfree,
-    folio_test_partially_mapped,
     folio_test_swapbacked,
 )
 from ..include.pgtable import pte_index
-from ..state import current, kernel, trace
-from ..uapi import HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE
+from ..include.rmap import (
+    TTU_IGNORE_MLOCK,
+    TTU_SPLIT_HUGE_PMD,
+    TTU_SYNC,
+    folio_remove_rmap_ptes,
+    rmap_walk,
+    ttu_flags_str,
+)
+from ..state import kernel, trace
+from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE
 from .huge_memory import split_huge_pmd_address, split_huge_pmd_locked, unmap_huge_pmd_locked
-from .mlock import mlock_vma_folio, munlock_vma_folio
-from .page_alloc import ModelBug, folio_put_refs
 from .page_vma_mapped import (
     PVMW_PGTABLE_CROSSED,
     PVMW_SYNC,
@@ -43,194 +36,7 @@ from .page_vma_mapped import (
     page_vma_mapped_walk_done,
     page_vma_mapped_walk_restart,
 )
-
-# enum ttu_flags (include/linux/rmap.h)
-TTU_SPLIT_HUGE_PMD = 0x4
-TTU_IGNORE_MLOCK = 0x8
-TTU_SYNC = 0x10
-TTU_BATCH_FLUSH = 0x40
-
-TTU_NAMES = {TTU_SPLIT_HUGE_PMD: "TTU_SPLIT_HUGE_PMD", TTU_IGNORE_MLOCK: "TTU_IGNORE_MLOCK",
-             TTU_SYNC: "TTU_SYNC", TTU_BATCH_FLUSH: "TTU_BATCH_FLUSH"}
-
-
-def ttu_flags_str(flags: int) -> str:
-    return " | ".join(name for bit, name in TTU_NAMES.items() if flags & bit) or "0"
-
-
-# ---------------------------------------------------------------- anon_vma
-
-
-def anon_vma_alloc(parent: AnonVma | None = None) -> AnonVma:
-    machine = current.machine
-    machine.next_anon_vma_id += 1
-    av = AnonVma(id=machine.next_anon_vma_id, parent=parent)
-    av.root = parent.root if parent else av
-    return av
-
-
-def anon_vma_chain_link(vma, anon_vma: AnonVma) -> None:
-    avc = AnonVmaChain(vma, anon_vma)
-    vma.anon_vma_chain.append(avc)
-    anon_vma.rb_root.append(avc)
-
-
-def anon_vma_prepare(vma) -> AnonVma:
-    """Give a VMA its anon_vma the first time an anonymous folio is faulted into it."""
-    if vma.anon_vma is None:
-        vma.anon_vma = anon_vma_alloc()
-        anon_vma_chain_link(vma, vma.anon_vma)
-    return vma.anon_vma
-
-
-def anon_vma_clone(dst, src) -> None:
-    """Link ``dst`` to every anon_vma ``src`` is linked to (VMA split, and fork's first step)."""
-    for avc in src.anon_vma_chain:
-        anon_vma_chain_link(dst, avc.anon_vma)
-    dst.anon_vma = src.anon_vma if dst.vm_mm is src.vm_mm else None
-
-
-def anon_vma_fork(vma, parent_vma) -> None:
-    """fork: the child's VMA reaches the parent's anon_vmas (folios faulted before the fork)
-    and gets one of its own, a child of the parent's, for folios it faults or copies later."""
-    if parent_vma.anon_vma is None:
-        return
-    anon_vma_clone(vma, parent_vma)
-    vma.anon_vma = anon_vma_alloc(parent=parent_vma.anon_vma)
-    anon_vma_chain_link(vma, vma.anon_vma)
-
-
-def unlink_anon_vmas(vma) -> None:
-    for avc in vma.anon_vma_chain:
-        avc.anon_vma.rb_root.remove(avc)
-    vma.anon_vma_chain.clear()
-
-
-# ---------------------------------------------------------------- mapcounts
-
-
-def __folio_mod_stat(folio, nr: int, nr_pmdmapped: int) -> None:
-    vmstat = current.machine.vmstat
-    vmstat["nr_anon_pages"] += nr
-    if nr_pmdmapped:
-        vmstat["nr_anon_transparent_hugepages"] += nr_pmdmapped // HPAGE_PMD_NR
-
-
-def _add_ptes(folio, page: int, nr_pages: int) -> int:
-    """Count PTE mappings of pages [page, page + nr_pages); return how many became mapped."""
-    if not folio_test_large(folio):
-        folio._mapcount[0] += 1
-        return int(folio._mapcount[0] == 0)
-    folio._large_mapcount += nr_pages
-    first = 0
-    mapcount = folio._mapcount
-    for i in range(page, page + nr_pages):
-        mapcount[i] += 1
-        if mapcount[i] == 0:
-            first += 1
-    folio._nr_pages_mapped += first
-    return 0 if folio._entire_mapcount >= 0 else first
-
-
-def folio_add_anon_rmap_ptes(folio, page: int, nr_pages: int, vma, exclusive: bool) -> None:
-    nr = _add_ptes(folio, page, nr_pages)
-    if exclusive:
-        folio.anon_exclusive[page:page + nr_pages] = b"\x01" * nr_pages
-    __folio_mod_stat(folio, nr, 0)
-    if not folio_test_large(folio):
-        mlock_vma_folio(folio, vma)
-
-
-def folio_add_anon_rmap_pmd(folio, vma, exclusive: bool) -> None:
-    folio._large_mapcount += 1
-    folio._entire_mapcount += 1
-    nr = nr_pmdmapped = 0
-    if folio._entire_mapcount == 0:
-        nr_pmdmapped = folio.nr_pages
-        nr = nr_pmdmapped - folio._nr_pages_mapped
-    if exclusive:
-        folio.anon_exclusive[:] = b"\x01" * folio.nr_pages
-    __folio_mod_stat(folio, nr, nr_pmdmapped)
-
-
-def folio_add_new_anon_rmap(folio, vma, address: int) -> None:
-    """A freshly allocated anon folio gets its anon_vma, its index and its first mapping."""
-    folio.anon_vma = vma.anon_vma
-    folio.index = ((address - vma.vm_start) // PAGE_SIZE) + vma.vm_pgoff
-    folio.flags |= PG.swapbacked | PG.anon
-    if folio.order == 9:
-        folio_add_anon_rmap_pmd(folio, vma, exclusive=True)
-    else:
-        # Not folio_add_anon_rmap_ptes(): a new folio is mlocked by folio_add_lru_vma()
-        # (mlock_new_folio), not here.
-        folio._mapcount[0] = 0
-        folio.anon_exclusive[0] = 1
-        __folio_mod_stat(folio, 1, 0)
-
-
-def __folio_remove_rmap(folio, page: int, nr_pages: int, vma, pmd: bool) -> None:
-    partially_mapped = False
-    nr = nr_pmdmapped = 0
-    if not folio_test_large(folio):
-        folio._mapcount[0] -= 1
-        nr = int(folio._mapcount[0] < 0)
-    elif pmd:
-        folio._large_mapcount -= 1
-        folio._entire_mapcount -= 1
-        if folio._entire_mapcount < 0:
-            nr_pmdmapped = folio.nr_pages
-            nr = nr_pmdmapped - folio._nr_pages_mapped
-            partially_mapped = 0 < nr < nr_pmdmapped
-    else:
-        folio._large_mapcount -= nr_pages
-        last = 0
-        mapcount = folio._mapcount
-        for i in range(page, page + nr_pages):
-            mapcount[i] -= 1
-            if mapcount[i] < 0:
-                last += 1
-        folio._nr_pages_mapped -= last
-        if folio._entire_mapcount < 0:
-            nr = last
-        partially_mapped = bool(nr) and folio._nr_pages_mapped > 0
-    if partially_mapped and folio_test_anon(folio) and not folio_test_partially_mapped(folio):
-        from .huge_memory import deferred_split_folio
-
-        deferred_split_folio(folio, partially_mapped=True)
-    __folio_mod_stat(folio, -nr, -nr_pmdmapped)
-    munlock_vma_folio(folio, vma)
-
-
-def folio_remove_rmap_ptes(folio, page: int, nr_pages: int, vma) -> None:
-    __folio_remove_rmap(folio, page, nr_pages, vma, pmd=False)
-
-
-def folio_remove_rmap_pmd(folio, vma) -> None:
-    __folio_remove_rmap(folio, 0, folio.nr_pages, vma, pmd=True)
-
-
-# ---------------------------------------------------------------- rmap walk
-
-
-def rmap_walk(folio, rmap_one, arg=None, done=None) -> None:
-    """rmap_walk_anon(): call ``rmap_one(folio, vma, address, arg)`` for every VMA that may
-    map the folio, found through its anon_vma, until it returns False or ``done(folio)``."""
-    anon_vma = folio.anon_vma
-    if anon_vma is None:
-        return
-    first, last = folio.index, folio.index + folio.nr_pages - 1
-    for avc in list(anon_vma.rb_root):
-        vma = avc.vma
-        start = vma_address(vma, first)
-        if vma_address(vma, last) < vma.vm_start or start >= vma.vm_end:
-            continue
-        address = max(start, vma.vm_start)
-        trace("rmap_walk_anon", f"{anon_vma!r} leads to {vma!r} in mm {vma.vm_mm.id}", folio)
-        if not rmap_one(folio, vma, address, arg):
-            break
-        if done and done(folio):
-            break
-
+from .swap import folio_put_refs
 
 # ---------------------------------------------------------------- try_to_unmap
 
@@ -248,10 +54,8 @@ def can_batch_unmap_folio_ptes(folio, pvmw) -> bool:
     kernel could read past the table (fixed by ddd05742b45b), the model stops there."""
     if not (folio_test_large(folio) and folio_test_lazyfree(folio)) or pvmw.pte.page != 0:
         return False
-    ptes, first = pvmw.pmd.ptes, pte_index(pvmw.address)
-    run = ptes[first:first + folio.nr_pages]
-    return len(run) == folio.nr_pages and all(
-        pte is not None and pte.folio is folio and pte.page == i for i, pte in enumerate(run))
+    first, nr = pte_index(pvmw.address), folio.nr_pages
+    return first + nr <= len(pvmw.pmd.ptes) and folio_pte_batch(pvmw.pmd.ptes, first, nr) == nr
 
 
 def folio_unmap_pte_batch(folio, pvmw, flags: int) -> int:
@@ -268,16 +72,9 @@ def folio_unmap_pte_batch(folio, pvmw, flags: int) -> int:
     """
     if not (folio_test_large(folio) and folio_test_lazyfree(folio)):
         return 1
-    ptes = pvmw.pmd.ptes
     first = pte_index(pvmw.address)
-    limit = min(len(ptes) - first, (pvmw.end - pvmw.address) // PAGE_SIZE, folio.nr_pages - pvmw.pte.page)
-    nr = 1
-    while nr < limit:
-        pte = ptes[first + nr]
-        if pte is None or pte.folio is not folio or pte.page != pvmw.pte.page + nr or pte.write != pvmw.pte.write:
-            break
-        nr += 1
-    return nr
+    max_nr = min(len(pvmw.pmd.ptes) - first, (pvmw.end - pvmw.address) // PAGE_SIZE, folio.nr_pages - pvmw.pte.page)
+    return folio_pte_batch(pvmw.pmd.ptes, first, max_nr, respect_write=True)
 
 
 def try_to_unmap_one(folio, vma, address: int, flags: int) -> bool:

@@ -1,60 +1,72 @@
-"""The LRU lists and the folio moves between them (~ mm/swap.c, include/linux/mm_inline.h).
+"""Folio references and the LRU moves of mm/swap.c: the last folio_put() frees a folio
+(__folio_put), a new folio joins the LRU (folio_add_lru, folio_add_lru_vma), MADV_FREE
+makes one lazyfree, MADV_COLD deactivates, an access marks one accessed.
 
-One node, no memory cgroups, classic (non-MGLRU) LRU, as on this project's machines.
+folio_put() and folio_put_refs() are inlines of include/linux/mm.h that end in
+__folio_put(); the model keeps them here with it, so that include/ never calls into mm/.
 Simplification: the kernel gathers small folios in per-CPU batches before they reach a
 list; the model moves every folio at once (the kernel does that for large folios).
 """
 
 from __future__ import annotations
 
+from ..include.internal import folio_evictable, folio_unqueue_deferred_split, mlock_new_folio
+from ..include.mm import VM_LOCKED, ModelBug, is_zero_folio
+from ..include.mm_inline import lruvec_add_folio, lruvec_del_folio
 from ..include.page_flags import (
-    PG,
     folio_clear_active,
+    folio_clear_mlocked,
     folio_clear_referenced,
     folio_clear_swapbacked,
+    folio_clear_unevictable,
+    folio_set_active,
+    folio_set_referenced,
     folio_set_unevictable,
     folio_test_active,
     folio_test_anon,
     folio_test_lru,
     folio_test_mlocked,
+    folio_test_referenced,
     folio_test_swapbacked,
     folio_test_unevictable,
 )
 from ..state import count_vm_events, current, trace
 
-LRU_LISTS = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
+
+def __folio_put(folio) -> None:
+    """The last reference is gone: take the folio off its lists and free it."""
+    if is_zero_folio(folio):
+        raise ModelBug("the zero page is never freed")
+    folio_unqueue_deferred_split(folio)
+    if folio_test_lru(folio):
+        lruvec_del_folio(folio)
+    if folio_test_mlocked(folio):
+        folio_clear_mlocked(folio)
+        current.machine.vmstat["nr_mlock"] -= folio.nr_pages
+        count_vm_events("unevictable_pgs_cleared", folio.nr_pages)
+    if current.machine.folios.pop(folio.pfn, None) is not folio:
+        raise ModelBug(f"{folio!r} freed twice")
+    folio.flags = 0  # free_pages_prepare(): a free page keeps no flags
+    trace("free_folio", f"freed the folio at pfn {folio.pfn:#x} ({folio.nr_pages} pages)")
 
 
-def folio_evictable(folio) -> bool:
-    return not folio_test_mlocked(folio)
+def folio_put_refs(folio, refs: int) -> None:
+    folio._refcount -= refs
+    if folio._refcount < 0:
+        raise ModelBug(f"refcount of {folio!r} went below zero")
+    if folio._refcount == 0:
+        __folio_put(folio)
 
 
-def folio_lru_list(folio) -> str:
-    """Which list a folio belongs on, from its flags (folio_lru_list in mm_inline.h)."""
-    if folio_test_unevictable(folio):
-        return "unevictable"
-    kind = "anon" if folio_test_swapbacked(folio) else "file"
-    return f"{'active' if folio_test_active(folio) else 'inactive'}_{kind}"
+def folio_put(folio) -> None:
+    folio_put_refs(folio, 1)
 
 
-def lruvec_add_folio(folio) -> None:
-    name = folio_lru_list(folio)
-    current.machine.lru[name][folio] = None
-    folio.lru = name
-    folio.flags |= PG.lru
-
-
-def lruvec_del_folio(folio) -> None:
-    del current.machine.lru[folio.lru][folio]
-    folio.lru = None
-    folio.flags &= ~PG.lru
-
-
-def lru_add(folio) -> None:
-    """Put a folio that is off the LRU onto the right list; an mlocked one is culled to the
-    unevictable list, one that lost its mlock is rescued from it."""
+def folio_add_lru(folio) -> None:
+    """Put a folio that is off the LRU onto the right list (lru_add): an mlocked one is
+    culled to the unevictable list, one that lost its mlock is rescued from it."""
     was_unevictable = folio_test_unevictable(folio)
-    folio.flags &= ~PG.unevictable
+    folio_clear_unevictable(folio)
     if folio_evictable(folio):
         if was_unevictable:
             count_vm_events("unevictable_pgs_rescued", folio.nr_pages)
@@ -67,7 +79,12 @@ def lru_add(folio) -> None:
     lruvec_add_folio(folio)
 
 
-folio_add_lru = lru_add
+def folio_add_lru_vma(folio, vma) -> None:
+    """A new folio joins the LRU, or the unevictable list if its VMA is locked."""
+    if vma.vm_flags & VM_LOCKED:
+        mlock_new_folio(folio)
+    else:
+        folio_add_lru(folio)
 
 
 def folio_mark_lazyfree(folio) -> None:
@@ -100,12 +117,12 @@ def folio_deactivate(folio) -> None:
 def folio_mark_accessed(folio) -> None:
     """A software access (e.g. mlock's populate touching a present page): the first marks
     the folio referenced, the second activates it."""
-    if not folio.flags & PG.referenced:
-        folio.flags |= PG.referenced
+    if not folio_test_referenced(folio):
+        folio_set_referenced(folio)
     elif not folio_test_unevictable(folio) and not folio_test_active(folio):
         if folio_test_lru(folio):
             lruvec_del_folio(folio)
-            folio.flags |= PG.active
+            folio_set_active(folio)
             lruvec_add_folio(folio)
             count_vm_events("pgactivate", folio.nr_pages)
-        folio.flags &= ~PG.referenced
+        folio_clear_referenced(folio)

@@ -8,22 +8,29 @@ activated; no writeback, no demotion, no memory cgroups.
 
 from __future__ import annotations
 
-from ..include.mm_types import folio_mapped, folio_maybe_dma_pinned, folio_ref_count
+from ..include.internal import folio_evictable
+from ..include.mm import VM_LOCKED, folio_get, folio_mapped, folio_maybe_dma_pinned, folio_ref_count
+from ..include.mm_inline import lruvec_del_folio
 from ..include.page_flags import (
-    PG,
+    folio_clear_active,
+    folio_clear_referenced,
     folio_set_active,
+    folio_set_referenced,
+    folio_set_workingset,
     folio_test_anon,
     folio_test_large,
     folio_test_lru,
     folio_test_mlocked,
     folio_test_pmd_mappable,
+    folio_test_referenced,
     folio_test_swapbacked,
 )
+from ..include.rmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from ..state import count_vm_event, count_vm_events, current, trace
 from ..uapi import HPAGE_PMD_NR
-from .page_alloc import __folio_put, folio_get, folio_put
-from .rmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC, folio_referenced, try_to_unmap
-from .swap import folio_evictable, lru_add, lruvec_del_folio
+from .huge_memory import split_folio
+from .rmap import folio_referenced, try_to_unmap
+from .swap import __folio_put, folio_add_lru, folio_put
 
 
 def folio_isolate_lru(folio) -> bool:
@@ -37,21 +44,19 @@ def folio_isolate_lru(folio) -> bool:
 
 
 def folio_putback_lru(folio) -> None:
-    lru_add(folio)
+    folio_add_lru(folio)
     folio_put(folio)
 
 
 def folio_check_references(folio) -> str:
     """Should LRU reclaim free this folio, keep it, or activate it?"""
     referenced_ptes, vm_flags = folio_referenced(folio)
-    referenced_folio = bool(folio.flags & PG.referenced)
-    folio.flags &= ~PG.referenced
-    from ..include.mm_types import VM_LOCKED
-
+    referenced_folio = folio_test_referenced(folio)
+    folio_clear_referenced(folio)
     if vm_flags & VM_LOCKED:
         return "activate"
     if referenced_ptes:
-        folio.flags |= PG.referenced
+        folio_set_referenced(folio)
         if referenced_folio or referenced_ptes > 1:
             return "activate"
         return "keep"
@@ -101,8 +106,6 @@ def _shrink_one(folio, folio_list: list, ignore_references: bool) -> str:
             if not folio_test_large(folio):
                 trace("shrink_folio_list", "swap-backed anon folio and no swap space: activate", folio)
                 return "activate"
-            from .huge_memory import split_folio
-
             if not split_folio(folio, folio_list):
                 return "activate"
             if nr_pages >= HPAGE_PMD_NR:
@@ -158,8 +161,8 @@ def shrink_active_list() -> None:
         if folio_evictable(folio):
             folio_referenced(folio)
         if folio_evictable(folio):
-            folio.flags &= ~PG.active
-            folio.flags |= PG.workingset
+            folio_clear_active(folio)
+            folio_set_workingset(folio)
             count_vm_events("pgdeactivate", folio.nr_pages)
         folio_putback_lru(folio)
 

@@ -1,6 +1,6 @@
 """Diagrams of model state, ready to display: each ``*_diagram`` wraps the matching
 ``*_dot`` function's text in a ``Diagram``. ``diagram_of`` picks the diagram a model object
-shows when a notebook displays it (``mimebundle`` is what those objects delegate to).
+shows when a notebook displays it (``mimebundle``, which mmlab registers with IPython for them).
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..include.mm_types import vma_address
+from ..include.internal import vma_address
 from ..include.page_flags import PG
 from ..include.pgtable import PmdHuge, PteTable, pmd_index, pte_index
+from ..include.rmap import anon_vma_vmas
 from ..proc import PageInfo, slot_char
 from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PTRS_PER_PTE
 
@@ -122,20 +123,6 @@ class Mapping:
     bits: str
 
 
-def vmas_that_may_map(folio) -> list:
-    """The VMAs an rmap walk visits for ``folio``: those linked to its anon_vma whose
-    range covers some page of it, in the anon_vma's order."""
-    if folio.anon_vma is None:
-        return []
-    out = []
-    for avc in folio.anon_vma.rb_root:
-        vma = avc.vma
-        start = vma_address(vma, folio.index)
-        if start < vma.vm_end and start + folio.nr_pages * PAGE_SIZE > vma.vm_start:
-            out.append(vma)
-    return out
-
-
 def mappings_in(folio, vma) -> list[Mapping]:
     """Where ``vma``'s page tables map ``folio``."""
     mm = vma.vm_mm
@@ -160,4 +147,4 @@ def mappings_in(folio, vma) -> list[Mapping]:
 def folio_mappings(folio) -> list[Mapping]:
     """Every page-table mapping of an anonymous folio, found through its anon_vma as the
     rmap walk finds them (the zero pages are not reverse-mapped: none for them)."""
-    return [m for vma in vmas_that_may_map(folio) for m in mappings_in(folio, vma)]
+    return [m for vma, _ in anon_vma_vmas(folio) for m in mappings_in(folio, vma)]

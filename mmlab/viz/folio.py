@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import textwrap
 
-from ..include.mm_types import Folio, folio_entire_mapcount, folio_mapcount
+from ..include.mm import folio_entire_mapcount, folio_mapcount
+from ..include.mm_types import Folio
 from ..include.page_flags import PG, flag_names
 from .dot import COLOURS, Graph, cell, row, runs, span_text, table
 from .entries import folio_mappings

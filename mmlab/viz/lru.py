@@ -7,7 +7,7 @@ reclaim makes when it finds a lazyfree folio written again (back to the anon sid
 
 from __future__ import annotations
 
-from ..mm.swap import LRU_LISTS
+from ..include.mm_inline import LRU_LISTS
 from .dot import Graph, cell, row, table
 from .folio import flags_colour, size_text
 

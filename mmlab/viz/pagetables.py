@@ -10,7 +10,7 @@ character share one row, so a 1 GiB range still makes a small diagram.
 
 from __future__ import annotations
 
-from ..include.mm_types import vma_flags_str
+from ..include.mm import vma_flags_str
 from ..include.pgtable import PmdHuge, PteTable, pmd_index
 from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, SLOT_LEGEND
 from .dot import COLOURS, Graph, cell, row, span_text, table

@@ -9,10 +9,12 @@ finds there: the folio mapped by a PMD, by PTEs, or not at all.
 
 from __future__ import annotations
 
-from ..include.mm_types import AnonVma, Folio, vma_flags_str
+from ..include.mm import vma_flags_str
+from ..include.mm_types import AnonVma, Folio
 from ..include.page_flags import PG
+from ..include.rmap import anon_vma_vmas
 from .dot import Graph, cell, row, span_text, table
-from .entries import mappings_in, vmas_that_may_map
+from .entries import mappings_in
 from .folio import add_folio
 
 
@@ -43,7 +45,7 @@ def rmap_dot(folio: Folio) -> str:
     drawn: dict[int, AnonVma] = {}
     home = _anon_vma_node(graph, folio.anon_vma, drawn)
     graph.edge(name, home, label=f"folio->mapping (index {folio.index:#x})")
-    candidates = vmas_that_may_map(folio)
+    candidates = [vma for vma, _ in anon_vma_vmas(folio)]
     for vma in [avc.vma for avc in folio.anon_vma.rb_root]:
         mm = vma.vm_mm.id
         vma_name = f"vma_{mm}_{vma.vm_start:x}"

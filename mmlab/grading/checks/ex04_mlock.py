@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from mmlab import Machine
-from mmlab.include.mm_types import VM_LOCKED
+from mmlab.include.mm import VM_LOCKED
 from mmlab.include.page_flags import folio_test_mlocked
 
 from ..exercises.model import THP, folio_at, thp_process

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmlab import MADV_DONTNEED, PAGE_SIZE, Machine
-from mmlab.include.mm_types import vma_address
+from mmlab.include.internal import vma_address
 from mmlab.mm.huge_memory import split_huge_pmd_locked
 from mmlab.mm.page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk, page_vma_mapped_walk_restart
 from mmlab.state import running
