@@ -1,4 +1,4 @@
-"""Machine and Process: the syscall-shaped facade over the model (see mmlab/__init__.py).
+"""Machine and Process: the syscall-shaped facade over the model (mmlab.backend declares it).
 
 A Machine is one simulated computer running one kernel profile: physical memory, the LRU,
 /proc/vmstat, and its processes. A Process offers the system calls a learner would make.

@@ -1,4 +1,4 @@
-"""The live lab: the facade of mmlab/__init__.py over the host's own Linux kernel.
+"""The live lab: the facade of mmlab.backend over the host's own Linux kernel.
 
     from mmlab.live import Machine
     with Machine() as m:

@@ -1,4 +1,4 @@
-"""``Machine``: the facade of mmlab/__init__.py over the host kernel.
+"""``Machine``: the facade of mmlab.backend over the host kernel.
 
 ``Machine()`` is this computer; ``spawn()`` starts a live process (a server in a fresh
 interpreter) whose address space the lab experiments on. ``vmstat`` reads /proc/vmstat,

@@ -87,7 +87,7 @@ class Pin:
 
 
 class Process:
-    """One live process; the methods are the facade's (see mmlab/__init__.py)."""
+    """One live process; the methods are the facade's (mmlab.backend.Process)."""
 
     def __init__(self, machine, sock: socket.socket, pid: int, wait_exit):
         self.machine = machine
