@@ -9,13 +9,14 @@ folios with the same flags; in each case with the same write, dirty and accessed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..include.internal import vma_address
-from ..include.page_flags import PG
+from ..include.mm import is_zero_folio
 from ..include.pgtable import PmdHuge, PteTable, pmd_index, pte_index
 from ..include.rmap import anon_vma_vmas
-from ..proc import PageInfo, slot_char
-from ..uapi import HPAGE_PMD_SIZE, PAGE_SIZE, PTRS_PER_PTE
+from ..proc import slot_char
+from ..uapi import HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE, PTRS_PER_PTE
 
 
 def bits(entry) -> str:
@@ -49,7 +50,7 @@ class PteRun:
 def _kind(pte) -> str:
     if pte is None:
         return "none"
-    if pte.folio.flags & PG.zero:
+    if is_zero_folio(pte.folio):
         return "zero"
     return "folio" if pte.folio.order else "small"
 
@@ -86,28 +87,37 @@ def pte_runs(table: PteTable, start: int = 0, stop: int = PTRS_PER_PTE) -> list[
     return out
 
 
-def slot_pages(entry, start: int) -> list[PageInfo]:
-    """The 512 pages of the 2 MiB slot at ``start``, with the fields ``proc.slot_char``
-    reads. Cheaper than the full page map, which also reads every flag and mapcount."""
-    pages = []
-    for i in range(PTRS_PER_PTE):
-        addr = start + i * PAGE_SIZE
-        if isinstance(entry, PmdHuge):
-            folio, page, pmd_mapped = entry.folio, i, True
-        elif entry is not None and entry.ptes[i] is not None:
-            folio, page, pmd_mapped = entry.ptes[i].folio, entry.ptes[i].page, False
-        else:
-            pages.append(PageInfo(addr, present=False))
-            continue
-        pages.append(PageInfo(addr, True, pfn=folio.pfn + page, thp=folio.order >= 9, pmd_mapped=pmd_mapped,
-                              zero_page=bool(folio.flags & PG.zero)))
-    return pages
+class SlotPage(NamedTuple):
+    """One page of a slot, with just the fields ``proc.slot_char`` reads (a PageInfo has
+    them too). A tuple, so a slot's 512 cost little to make: a widget step summarises
+    every slot of its region."""
+
+    present: bool
+    pfn: int | None = None
+    thp: bool | None = None
+    pmd_mapped: bool | None = None
+    zero_page: bool | None = None
+
+
+_ABSENT = SlotPage(False)
+
+
+def slot_pages(entry) -> list[SlotPage]:
+    """The 512 pages of the 2 MiB slot a PMD entry covers. Cheaper than the page map, which
+    also reads every flag and mapcount."""
+    if isinstance(entry, PmdHuge):
+        folio = entry.folio
+        thp, zero = folio.order >= HPAGE_PMD_ORDER, is_zero_folio(folio)
+        return [SlotPage(True, folio.pfn + i, thp, True, zero) for i in range(PTRS_PER_PTE)]
+    return [_ABSENT if pte is None else SlotPage(True, pte.folio.pfn + pte.page, pte.folio.order >= HPAGE_PMD_ORDER,
+                                                 False, is_zero_folio(pte.folio))
+            for pte in entry.ptes]
 
 
 def slot_summary(mm, start: int) -> str:
     """The slot's character in ``Process.thp_map`` (uapi.SLOT_LEGEND)."""
     entry = mm.pmds.get(pmd_index(start))
-    return "-" if entry is None else slot_char(slot_pages(entry, start))
+    return "-" if entry is None else slot_char(slot_pages(entry))
 
 
 @dataclass(frozen=True)
