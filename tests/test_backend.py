@@ -9,11 +9,12 @@ import re
 import pytest
 
 from mmlab import backend, machine
+from mmlab.grading.exercises.ex07 import ExperimentMachine
 from mmlab.live import machine as live_machine
 from mmlab.live import process as live_process
 
 IMPLEMENTATIONS = {
-    backend.Machine: [machine.Machine, live_machine.Machine],
+    backend.Machine: [machine.Machine, live_machine.Machine, ExperimentMachine],
     backend.Process: [machine.Process, live_process.Process],
     backend.Pin: [machine.Pin, live_process.Pin],
 }
@@ -40,8 +41,8 @@ def test_backend_implements_the_member(protocol, cls, name):
     declared = vars(protocol).get(name)
     implemented = inspect.getattr_static(cls, name, None)
     if declared is None or isinstance(declared, property):  # data: a property, or set by __init__
-        assigned = re.search(rf"self\.{name}\b\s*(:[^=\n]*)?=", inspect.getsource(cls.__init__))
-        assert isinstance(implemented, property) or assigned, f"{cls.__qualname__} has no {name}"
+        assert isinstance(implemented, property) or re.search(
+            rf"self\.{name}\b\s*(:[^=\n]*)?=", inspect.getsource(cls.__init__)), f"{cls.__qualname__} has no {name}"
         return
     assert callable(implemented), f"{cls.__qualname__} has no method {name}"
     func = inspect.unwrap(implemented)
@@ -55,6 +56,13 @@ def test_a_model_machine_and_process_satisfy_the_protocols():
     assert isinstance(m, backend.Machine)
     assert isinstance(p, backend.Process)
     assert isinstance(p.pin(p.mmap(4096)), backend.Pin)
+
+
+def test_exercise_7s_experiment_machine_is_a_backend_machine():
+    m = ExperimentMachine("6.18", "always", True)
+    p = m.spawn()
+    assert isinstance(m, backend.Machine)
+    assert m.processes == [p]
 
 
 def test_a_class_missing_a_call_is_caught():

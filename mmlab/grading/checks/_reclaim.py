@@ -15,13 +15,12 @@ from __future__ import annotations
 import functools
 
 from mmlab.include.internal import vma_address
-from mmlab.include.mm import VM_LOCKED
-from mmlab.include.mm_types import folio_mapcount
+from mmlab.include.mm import VM_LOCKED, folio_mapcount
 from mmlab.include.page_flags import folio_test_dirty, folio_test_large, folio_test_lazyfree, folio_test_pmd_mappable
+from mmlab.include.rmap import TTU_BATCH_FLUSH, TTU_SPLIT_HUGE_PMD, TTU_SYNC
 from mmlab.mm.huge_memory import split_huge_pmd_address
 from mmlab.mm.page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk, page_vma_mapped_walk_done
-from mmlab.include.rmap import TTU_BATCH_FLUSH
-from mmlab.mm.rmap import TTU_SPLIT_HUGE_PMD, TTU_SYNC, try_to_unmap
+from mmlab.mm.rmap import try_to_unmap
 from mmlab.mm.vmscan import folio_isolate_lru, folio_putback_lru
 from mmlab.state import running
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from mmlab import MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, PROT_READ, Machine
-from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount
+from mmlab.include.mm import folio_entire_mapcount, folio_mapcount
 
 from ..exercises.model import THP, folio_at, pte_map, thp_process
 from ..registry import register, register_variant

@@ -10,8 +10,7 @@
 from __future__ import annotations
 
 from mmlab import PAGE_SIZE, Machine
-from mmlab.include.mm import folio_precise_page_mapcount
-from mmlab.include.mm_types import folio_entire_mapcount, folio_mapcount
+from mmlab.include.mm import folio_entire_mapcount, folio_mapcount, folio_precise_page_mapcount
 
 from ..exercises.ex02 import Layout, model_yields
 from ..exercises.model import folio_at, thp_process

@@ -17,10 +17,10 @@ import functools
 import itertools
 
 from mmlab import MADV_FREE, PROFILES, Machine
+from mmlab.include.mm import folio_get
 from mmlab.include.page_flags import folio_set_dirty
 from mmlab.include.pgtable import pmd_index
 from mmlab.mm.huge_memory import __discard_anon_folio_pmd_locked
-from mmlab.include.mm import folio_get
 from mmlab.mm.vmscan import folio_isolate_lru
 from mmlab.state import running
 

@@ -13,8 +13,9 @@ from ..plain import record_type
 @record_type
 @dataclass
 class ExperimentMachine:
-    """A model machine that offers an experiment only what a live one offers: ``spawn()`` and
-    ``vmstat`` (no kernel profile, no trace, no folios to look at).
+    """A model machine that offers an experiment only what a live one offers: the facade of
+    mmlab.backend (``spawn()``, ``vmstat``, ``processes``; no kernel profile, no trace, no
+    folios to look at).
 
     It crosses into a graded notebook as its three settings; the model machine behind it is
     made on first use, on whichever side of the sandbox uses it.
@@ -37,6 +38,10 @@ class ExperimentMachine:
     @property
     def vmstat(self) -> dict[str, int]:
         return dict(self.machine.vmstat)
+
+    @property
+    def processes(self) -> list:
+        return self.machine.processes
 
     def __repr__(self):
         zero = "on" if self.use_zero_page else "off"
