@@ -20,9 +20,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mmlab"
 
-INCLUDE = ["page_flags", "pgtable", "mm", "mm_types", "mm_inline", "huge_mm", "internal", "rmap"]
-MM = ["page_vma_mapped", "page_alloc", "swap", "huge_memory", "rmap", "memory", "gup", "mmap", "mprotect",
-      "vmscan", "mlock", "madvise", "task_mmu"]
+INCLUDE = ["page_flags", "pgtable", "highmem", "mm", "mm_types", "mm_inline", "huge_mm", "internal", "rmap"]
+MM = ["page_vma_mapped", "page_alloc", "swap", "huge_memory", "rmap", "memory", "khugepaged", "gup", "mmap",
+      "mprotect", "mremap", "vmscan", "mlock", "madvise", "task_mmu"]
 LAYERS = [
     {"mmlab.uapi", "mmlab.state", "mmlab.kernels"},
     {"mmlab.proc", "mmlab.backend"},
@@ -82,6 +82,11 @@ def imports(module: str):
 def test_every_module_has_a_layer():
     for module in MODULES:
         layer(module)
+
+
+def test_every_model_module_has_its_place_in_the_order():
+    unplaced = sorted(m for m in MODULES if m.startswith(("mmlab.include.", "mmlab.mm.")) and m not in ORDERED)
+    assert not unplaced, f"add {unplaced} to INCLUDE or MM in {Path(__file__).name}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
