@@ -76,7 +76,7 @@ def test_the_guest_gets_this_python_its_libraries_and_a_compiled_mmlab(tmp_path)
     init = entries["init"][1].decode()
     assert init.startswith(f"#!{initramfs.interpreter()} ") and "mmlab.live.vm.guest" in init
     names = set(entries)
-    assert {"lab/mmlab/live/server.py", "lab/mmlab/scenarios.py", "lab/mmlab/live/vm/guest.py"} <= names
+    assert {"lab/mmlab/live/server.py", "lab/mmlab/scenarios/catalogue.py", "lab/mmlab/live/vm/guest.py"} <= names
     assert any(n.startswith("lab/mmlab/live/__pycache__/server.") for n in names)
     assert any(n.endswith("/os.py") for n in names) and not any("/site-packages/" in n for n in names)
     assert any("ld-linux-x86-64.so" in n for n in names) and any("/libc.so" in n for n in names)
