@@ -73,6 +73,11 @@ def pmd_align_down(address: int) -> int:
     return address & ~(HPAGE_PMD_SIZE - 1)
 
 
+def pmd_align(address: int) -> int:
+    """The first 2 MiB boundary at or above ``address`` (ALIGN(address, HPAGE_PMD_SIZE))."""
+    return pmd_align_down(address + HPAGE_PMD_SIZE - 1)
+
+
 def pmd_addr_end(address: int, end: int) -> int:
     """Where the walk of [address, end) leaves the PMD of ``address``: the next 2 MiB
     boundary, or ``end`` if that comes first."""

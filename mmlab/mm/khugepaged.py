@@ -9,7 +9,7 @@ import errno
 from ..include.highmem import page_copy
 from ..include.mm import VM_NOHUGEPAGE, VM_WRITE, folio_mapcount, folio_ref_count
 from ..include.page_flags import PG
-from ..include.pgtable import PmdHuge, pmd_index
+from ..include.pgtable import PmdHuge, pmd_align, pmd_index
 from ..include.rmap import folio_remove_rmap_ptes
 from ..state import count_vm_event, trace
 from ..uapi import HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE
@@ -30,11 +30,11 @@ def madvise_collapse(vma, start: int, end: int) -> None:
     range with no writable PTE (SCAN_PAGE_RO), which 6.18.44 collapses: when that changed
     is not established, so the model collapses read-only ranges in every profile. Shared
     pages (after fork) are copied: the other process keeps its own."""
-    first = -(-vma.vm_start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+    first = pmd_align(vma.vm_start)
     if vma.vm_flags & VM_NOHUGEPAGE or first + HPAGE_PMD_SIZE > vma.vm_end:
         raise OSError(errno.EINVAL, f"MADV_COLLAPSE: {vma!r} cannot hold a THP")
     failed = None
-    haddr = -(-start // HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE
+    haddr = pmd_align(start)
     while haddr + HPAGE_PMD_SIZE <= end:
         failed = collapse_huge_page(vma, haddr) or failed
         haddr += HPAGE_PMD_SIZE

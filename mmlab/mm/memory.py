@@ -17,6 +17,7 @@ from ..include.mm import (
     folio_mapcount,
     folio_maybe_dma_pinned,
     is_zero_folio,
+    page_align_down,
 )
 from ..include.page_flags import folio_test_large
 from ..include.pgtable import PmdHuge, Pte, PteTable, pmd_addr_end, pmd_index, pte_index
@@ -269,7 +270,7 @@ def write_range(vma, start: int, end: int, value: int) -> None:
         if pte is None or not pte.write:
             handle_mm_fault(vma, addr, write=True)
             continue
-        hi = min(end, (addr & ~(PAGE_SIZE - 1)) + PAGE_SIZE)
+        hi = min(end, page_align_down(addr) + PAGE_SIZE)
         folio_store(pte.folio, pte.page * PAGE_SIZE + addr % PAGE_SIZE, hi - addr, value)
         pte.dirty = pte.young = True
         addr = hi
