@@ -1,5 +1,7 @@
 """Get user pages (~ mm/gup.c): pin_user_pages() holds pages for DMA with extra
-references; populate_vma_page_range() faults a range in, as mlock() does.
+references; populate_vma_page_range() faults a range in, and mm_populate() (include/linux/mm.h,
+__mm_populate() in mm/gup.c) does so for a VM_LOCKED VMA, as mlock(), mlockall() and mmap() after
+mlockall(MCL_FUTURE) do.
 
 A pin of a small folio adds GUP_PIN_COUNTING_BIAS (1024) to its refcount; a pin of a large
 folio adds 1 to the refcount and 1 to ``_pincount``, per page pinned. Either way the folio
