@@ -293,8 +293,9 @@ def grade(
     learners = learners_in(submissions)
     if not learners:
         raise GradingError(f"{submissions} has no learner folders (SUBMISSIONS/<learner>/<notebook>.ipynb)")
-    chosen = choose_assignments(load_assignments(source), list(assignments), learners)
-    others = {a.name: a for a in load_assignments(source)}
+    every = load_assignments(source)
+    chosen = choose_assignments(every, list(assignments), learners)
+    others = {a.name: a for a in every}
     bar = Progress(len(learners) * len(chosen), enabled=progress)
     book = Gradebook(out)
     done: dict[str, list[NotebookResult]] = defaultdict(list)

@@ -189,7 +189,6 @@ def failed_message(spec: registry.Check, v: learner.Variant, problem: str, point
 
 def check_here(check_id: str, answer: Any) -> Verdict:
     """Judge ``answer`` in the learner's own notebook and show the verdict (public checks)."""
-    __tracebackhide__ = True
     spec = registry.get_check(check_id)
     v = learner.variant(spec.exercise)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .assemble import FREE, HIDDEN, Slot
-from .judge import ERROR, FAILED, PASSED
+from .judge import ERROR
 from .notebooks import CHECK, SOLUTION
 from .registry import Check
 from .sandbox import Limits
@@ -21,7 +21,6 @@ from .sandbox import Limits
 TIMEOUT, NOT_RUN, MISSING, UNREADABLE, GRADER_ERROR = "timeout", "not-run", "missing", "unreadable", "grader-error"
 WRONG_NOTEBOOK = "wrong-notebook"
 GRADED, KERNEL_DIED, KERNEL_FAILED = "graded", "kernel-died", "kernel-failed"
-__all__ = ["ERROR", "FAILED", "PASSED"]
 
 
 @dataclass(frozen=True)

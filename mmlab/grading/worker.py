@@ -221,8 +221,9 @@ class Run:
 def _kill(km: AsyncKernelManager) -> None:
     """End the kernel's process group (the sandbox, or the kernel when unsafe) and all it started.
 
-    nbclient leaves a kernel manager it was given alone; the sandbox's PID namespace takes
-    every process in it along when bubblewrap, its leader, dies.
+    The watchdog's way to stop a run at once; after a run, a safety net should nbclient's own
+    shutdown have failed (it is a no-op once that has freed the kernel). The sandbox's PID
+    namespace takes every process in it along when bubblewrap, its leader, dies.
     """
     process = getattr(km.provisioner, "process", None) if km.provisioner else None
     if process is None:
