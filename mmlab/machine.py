@@ -11,7 +11,7 @@ from functools import wraps
 
 from .include.mm import VM_WRITE, page_align, page_align_down
 from .include.mm_inline import LRU_LISTS
-from .include.mm_types import Folio, MmStruct
+from .include.mm_types import Folio, FolioSnapshot, MmStruct
 from .include.page_flags import PG
 from .include.pgtable import pmd_align_down
 from .kernels import get_profile
@@ -48,7 +48,7 @@ class Machine:
         self.thp = thp
         self.use_zero_page = use_zero_page
         self.tracing = trace
-        self.trace = Trace()
+        self.trace = Trace(FolioSnapshot)
         self.vmstat = dict.fromkeys(VMSTAT_FIELDS, 0)
         self.lru = {name: {} for name in LRU_LISTS}
         self.folios: dict[int, Folio] = {}

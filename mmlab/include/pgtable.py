@@ -64,6 +64,19 @@ def pte_index(address: int) -> int:
     return (address >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
 
 
+def get_and_clear_ptes(ptes: list, first: int, nr: int) -> tuple[list, bool]:
+    """Clear ``nr`` PTEs from ``ptes[first]`` on and return what they held, and whether any
+    of them was dirty (get_and_clear_full_ptes() folds the dirty bits into the one PTE value
+    it returns; reclaim before 6.15 cleared one PTE at a time with ptep_get_and_clear())."""
+    if nr == 1:  # reclaim before 6.15, once per PTE of every THP: no slices to build
+        pte = ptes[first]
+        ptes[first] = None
+        return [pte], pte.dirty
+    cleared = ptes[first:first + nr]
+    ptes[first:first + nr] = [None] * nr
+    return cleared, any(pte.dirty for pte in cleared)
+
+
 def pmd_trans_huge(entry) -> bool:
     return isinstance(entry, PmdHuge)
 

@@ -213,8 +213,8 @@ def rmap_walk(folio, rmap_one, arg=None, done=None) -> None:
     """rmap_walk_anon(): call ``rmap_one(folio, vma, address, arg)`` for every VMA that may
     map the folio, found through its anon_vma, until it returns False or ``done(folio)``."""
     for vma, address in anon_vma_vmas(folio):
-        trace("rmap_walk_anon", "{anon_vma!r} leads to {vma!r} in mm {mm}", folio,
-              anon_vma=folio.anon_vma, vma=vma, mm=vma.vm_mm.id)
+        trace("rmap_walk_anon", "{anon_vma} leads to {vma} in mm {mm}", folio,
+              repr(folio.anon_vma), repr(vma), vma.vm_mm.id)  # as they are now: a VMA may change later
         if not rmap_one(folio, vma, address, arg):
             break
         if done and done(folio):

@@ -393,7 +393,7 @@ def remap_zero_subpages(pieces: list, mappings: list) -> None:
         remapped += 1
     if remapped:
         trace("remap_zero_subpages", "{remapped} zero-filled page(s) of the split THP now map the shared zero page",
-              remapped=remapped)
+              None, remapped)
 
 
 def try_split_folio(folio) -> bool:

@@ -16,7 +16,7 @@ from ..include.page_flags import (
     folio_test_lazyfree,
     folio_test_swapbacked,
 )
-from ..include.pgtable import pte_index
+from ..include.pgtable import get_and_clear_ptes, pte_index
 from ..include.rmap import (
     TTU_IGNORE_MLOCK,
     TTU_SPLIT_HUGE_PMD,
@@ -160,9 +160,8 @@ def try_to_unmap_one(folio, vma, address: int, flags: int) -> bool:
         else:
             nr_pages = 1
         table, first = pvmw.pmd.ptes, pte_index(pvmw.address)
-        cleared = table[first:first + nr_pages]
-        table[first:first + nr_pages] = [None] * nr_pages
-        if any(p.dirty for p in cleared):
+        cleared, dirty = get_and_clear_ptes(table, first, nr_pages)
+        if dirty:
             folio_set_dirty(folio)
         page = pvmw.pte.page
 
@@ -172,8 +171,7 @@ def try_to_unmap_one(folio, vma, address: int, flags: int) -> bool:
                 if ref_count == 1 + map_count and not folio_test_dirty(folio):
                     mm.MM_ANONPAGES -= nr_pages
                     trace("try_to_unmap_one", "clean lazyfree folio, refcount {ref_count} = 1 + mapcount "
-                          "{map_count}: discard {nr_pages} PTE(s)", folio,
-                          ref_count=ref_count, map_count=map_count, nr_pages=nr_pages)
+                          "{map_count}: discard {nr_pages} PTE(s)", folio, ref_count, map_count, nr_pages)
                 else:
                     table[first:first + nr_pages] = cleared
                     reason = "dirty" if folio_test_dirty(folio) else f"refcount {ref_count} != 1 + mapcount {map_count}"
