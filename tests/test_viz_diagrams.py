@@ -11,7 +11,18 @@ from hypothesis import strategies as st
 from IPython.core.formatters import DisplayFormatter
 
 import mmlab
-from mmlab import MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_PAGEOUT, PAGE_SIZE, Machine, MiB
+from mmlab import (
+    MADV_DONTNEED,
+    MADV_FREE,
+    MADV_HUGEPAGE,
+    MADV_PAGEOUT,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PAGE_SIZE,
+    PROT_READ,
+    Machine,
+    MiB,
+)
 from mmlab.viz import (
     INSTALL_HINT,
     Diagram,
@@ -24,6 +35,7 @@ from mmlab.viz import (
     slot_chars,
     step_dot,
 )
+from mmlab.viz.entries import folio_mappings
 from mmlab.viz.explorer import ACTIONS
 
 THP = 2 * MiB
@@ -300,3 +312,36 @@ def test_the_model_and_its_diagrams_need_no_ipywidgets():
             "from mmlab import viz; assert 'image/svg+xml' in viz.mimebundle(p)\n"
             "viz.Explorer().do('write')\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_folio_mappings_are_the_walks_findings_grouped_by_vma_table_and_page():
+    """A THP moved to an address one page past a 2 MiB boundary (its 512 PTEs span two
+    page tables), shared with a child that then write-protects part of it (three VMAs)."""
+    m, p, a = thp_process(size=THP)
+    p.write(a, THP, 1)
+    target = p.mmap(3 * THP) + THP + PAGE_SIZE
+    b = p.mremap(a, THP, THP, MREMAP_MAYMOVE | MREMAP_FIXED, target)
+    child = p.fork()
+    child.mprotect(b + 100 * PAGE_SIZE, 50 * PAGE_SIZE, PROT_READ)
+    folio = next(f for f in m.folios.values() if f.order == 9)
+
+    def runs(process):
+        """Pages of the folio, grouped as a reader would: same VMA, same table, next page."""
+        out = []
+        for vma in process.mm.vmas:
+            for info in process.pagemap(vma.vm_start, vma.vm_end - vma.vm_start):
+                page = None if not info.present else info.pfn - folio.pfn
+                if page is None or not 0 <= page < folio.nr_pages:
+                    continue
+                last = out[-1] if out else None
+                if (last and last[0] is vma and last[3] + 1 == page and info.addr // THP == last[1] // THP
+                        and info.addr == last[1] + (page - last[2]) * PAGE_SIZE):
+                    out[-1] = (vma, last[1], last[2], page)
+                else:
+                    out.append((vma, info.addr, page, page))
+        return [(process.pid, addr, first, last) for _, addr, first, last in out]
+
+    expected = runs(p) + runs(child)
+    found = [(mapping.mm, mapping.address, mapping.first_page, mapping.last_page) for mapping in folio_mappings(folio)]
+    assert sorted(found) == sorted(expected)
+    assert len(expected) == 2 + 4  # parent: two tables; child: three VMAs, the last across two tables

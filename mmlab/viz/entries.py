@@ -8,15 +8,15 @@ folios with the same flags; in each case with the same write, dirty and accessed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from ..include.internal import vma_address
 from ..include.mm import is_zero_folio
-from ..include.pgtable import PmdHuge, PteTable, pmd_index, pte_index
+from ..include.pgtable import PmdHuge, PteTable, pmd_index
 from ..include.rmap import anon_vma_vmas
+from ..mm.page_vma_mapped import PageVmaMappedWalk, page_vma_mapped_walk
 from ..proc import slot_char
-from ..uapi import HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, PAGE_SIZE, PTRS_PER_PTE
+from ..uapi import HPAGE_PMD_ORDER, PAGE_SIZE, PTRS_PER_PTE
 
 
 def bits(entry) -> str:
@@ -133,28 +133,28 @@ class Mapping:
     bits: str
 
 
-def mappings_in(folio, vma) -> list[Mapping]:
-    """Where ``vma``'s page tables map ``folio``."""
-    mm = vma.vm_mm
-    first = vma_address(vma, folio.index)
-    lo, hi = max(first, vma.vm_start), min(first + folio.nr_pages * PAGE_SIZE, vma.vm_end)
-    out = []
-    slot = lo - lo % HPAGE_PMD_SIZE
-    while slot < hi:
-        entry = mm.pmds.get(pmd_index(slot))
-        if isinstance(entry, PmdHuge) and entry.folio is folio:
-            out.append(Mapping(mm.id, slot, "PMD", 0, folio.nr_pages - 1, bits(entry)))
-        elif isinstance(entry, PteTable):
-            a, b = max(lo, slot), min(hi, slot + HPAGE_PMD_SIZE)
-            for run in pte_runs(entry, pte_index(a), pte_index(b - 1) + 1):
-                if run.folio is folio:
-                    address = slot + run.first * PAGE_SIZE
-                    out.append(Mapping(mm.id, address, "PTE", run.page, run.page + run.count - 1, run.bits))
-        slot += HPAGE_PMD_SIZE
+def mappings_in(folio, vma, address: int) -> list[Mapping]:
+    """Where ``vma``'s page tables map ``folio``, found by page_vma_mapped_walk() from
+    ``address`` (where the rmap walk starts in this VMA), PTEs that map consecutive pages
+    with the same bits in one page table told as one Mapping."""
+    out: list[Mapping] = []
+    pvmw = PageVmaMappedWalk(folio, vma, address)
+    run_table = None  # the page table of the last run of PTEs
+    while page_vma_mapped_walk(pvmw):
+        if pvmw.pte is None:
+            out.append(Mapping(vma.vm_mm.id, pvmw.address, "PMD", 0, folio.nr_pages - 1, bits(pvmw.pmd)))
+            continue
+        pte, last = pvmw.pte, out[-1] if out else None
+        if (last is not None and pvmw.pmd is run_table and pte.page == last.last_page + 1
+                and pvmw.address == last.address + (pte.page - last.first_page) * PAGE_SIZE and bits(pte) == last.bits):
+            out[-1] = replace(last, last_page=pte.page)
+        else:
+            out.append(Mapping(vma.vm_mm.id, pvmw.address, "PTE", pte.page, pte.page, bits(pte)))
+            run_table = pvmw.pmd
     return out
 
 
 def folio_mappings(folio) -> list[Mapping]:
-    """Every page-table mapping of an anonymous folio, found through its anon_vma as the
-    rmap walk finds them (the zero pages are not reverse-mapped: none for them)."""
-    return [m for vma, _ in anon_vma_vmas(folio) for m in mappings_in(folio, vma)]
+    """Every page-table mapping of an anonymous folio, found as the rmap walk finds them
+    (the zero pages are not reverse-mapped: none for them)."""
+    return [m for vma, address in anon_vma_vmas(folio) for m in mappings_in(folio, vma, address)]

@@ -25,8 +25,8 @@ def _anon_vma_node(graph: Graph, av: AnonVma, drawn: dict[int, AnonVma]) -> str:
     return graph.node(f"anon_vma_{av.id}", table(f"anon_vma {av.id}", rows))
 
 
-def _what_the_walk_finds(folio: Folio, vma) -> str:
-    found = mappings_in(folio, vma)
+def _what_the_walk_finds(folio: Folio, vma, address: int) -> str:
+    found = mappings_in(folio, vma, address)
     if not found:
         return "maps none of it (never faulted here, COW-copied, or unmapped)"
     return "; ".join(f"{m.kind}: pages {span_text(m.first_page, m.last_page)}" for m in found)
@@ -45,11 +45,12 @@ def rmap_dot(folio: Folio) -> str:
     drawn: dict[int, AnonVma] = {}
     home = _anon_vma_node(graph, folio.anon_vma, drawn)
     graph.edge(name, home, label=f"folio->mapping (index {folio.index:#x})")
-    candidates = [vma for vma, _ in anon_vma_vmas(folio)]
+    candidates = dict(anon_vma_vmas(folio))  # VMA -> where the walk starts in it
     for vma in [avc.vma for avc in folio.anon_vma.rb_root]:
         mm = vma.vm_mm.id
         vma_name = f"vma_{mm}_{vma.vm_start:x}"
-        finds = _what_the_walk_finds(folio, vma) if vma in candidates else "outside the folio's range: skipped"
+        finds = (_what_the_walk_finds(folio, vma, candidates[vma]) if vma in candidates
+                 else "outside the folio's range: skipped")
         graph.node(vma_name, table(f"VMA {vma.vm_start:#x}-{vma.vm_end:#x}", [
             row(cell(vma_flags_str(vma.vm_flags) or "no access")), row(cell(finds))]))
         for avc in vma.anon_vma_chain:
