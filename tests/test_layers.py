@@ -125,3 +125,24 @@ def test_the_model_never_names_the_display_layer():
     for module in model:
         for target, line, _ in imports(module):
             assert not target.startswith("mmlab.viz"), f"{module}:{line} imports {target}"
+
+
+def flag_writes(module: str):
+    """Lines of ``module`` that assign to a folio's ``flags`` (not a walk's or a VMA's)."""
+    tree = ast.parse(MODULES[module].read_text())
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AugAssign) else []
+        for target in targets:
+            if (isinstance(target, ast.Attribute) and target.attr == "flags"
+                    and not (isinstance(target.value, ast.Name) and target.value.id in ("pvmw", "self"))):
+                yield node.lineno
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) <= layer("mmlab.machine")))
+def test_page_flags_change_only_through_their_accessors(module):
+    if module == "mmlab.include.page_flags":
+        assert list(flag_writes(module)), "the accessors write folio.flags: the check would find them"
+        return
+    lines = list(flag_writes(module))
+    assert not lines, f"{module} writes folio.flags at lines {lines}: use a page_flags accessor"

@@ -57,6 +57,12 @@ folio_test_partially_mapped, folio_set_partially_mapped, folio_clear_partially_m
 )
 
 
+def folio_clear_flags_at_free(folio) -> None:
+    """free_pages_prepare(): a freed folio keeps none of these flags (the kernel clears every
+    page flag but PG_hwpoison, PAGE_FLAGS_CHECK_AT_PREP, and the mapping that says anon)."""
+    folio.flags = 0
+
+
 def folio_test_large(folio) -> bool:
     return folio.order > 0
 

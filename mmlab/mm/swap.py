@@ -15,6 +15,7 @@ from ..include.mm import VM_LOCKED, ModelBug, is_zero_folio
 from ..include.mm_inline import lruvec_add_folio, lruvec_del_folio
 from ..include.page_flags import (
     folio_clear_active,
+    folio_clear_flags_at_free,
     folio_clear_mlocked,
     folio_clear_referenced,
     folio_clear_swapbacked,
@@ -46,7 +47,7 @@ def __folio_put(folio) -> None:
         count_vm_events("unevictable_pgs_cleared", folio.nr_pages)
     if current.machine.folios.pop(folio.pfn, None) is not folio:
         raise ModelBug(f"{folio!r} freed twice")
-    folio.flags = 0  # free_pages_prepare(): a free page keeps no flags
+    folio_clear_flags_at_free(folio)
     trace("free_folio", f"freed the folio at pfn {folio.pfn:#x} ({folio.nr_pages} pages)")
 
 
