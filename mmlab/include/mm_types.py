@@ -60,10 +60,8 @@ class Folio:
         return FolioSnapshot(self.snapshot_values())
 
     def snapshot_values(self) -> tuple:
-        """snapshot() as a plain tuple: what the trace stores, up to one per PTE reclaimed.
-        Python's collector soon stops tracking a plain tuple of numbers and strings, but
-        never an instance of a tuple subclass: rescanning 262144 of those took a third of
-        the time 6.10 needs to reclaim a GiB (benchmarks/reclaim_lazyfree.py)."""
+        """snapshot()'s values as a plain tuple of numbers and strings: what a trace record
+        keeps, up to one per PTE reclaimed (see mmlab.state.Trace for why plain)."""
         return (self.pfn, self.order, self._refcount, folio_mapcount(self), folio_entire_mapcount(self),
                 self.flags, self.lru)
 
