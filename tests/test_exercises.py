@@ -19,8 +19,9 @@ import nbformat
 import pytest
 
 import mmlab
-from mmlab.grading import learner, registry, variant
+from mmlab.grading import judge, learner, plain, registry, variant
 from mmlab.grading.checks import _reclaim, _support, ex04_mlock, ex07_afterwards
+from mmlab.grading.collect import collect
 from mmlab.grading.exercises import ex02, ex06, ex07, reclaim
 from mmlab.grading.judge import check_here
 from mmlab.grading.notebooks import check_calls
@@ -289,7 +290,25 @@ def test_each_step_decision_is_read_from_what_the_model_did():
         (reclaim.Recipe("6.15", rewritten=3), "set swapbacked, abort"),
     ]:
         step, decision = _reclaim.observe(recipe)
-        assert step.recipe == recipe and decision == expected, recipe
+        assert step.kernel == recipe.kernel and decision == expected, recipe
+        assert _reclaim.decision(step) == expected and not hasattr(step, "recipe")
+
+
+@pytest.mark.parametrize("check_id", ["ex03-ttu-step", "ex03-ttu-step-more", "ex06-ttu-step", "ex06-ttu-step-more"])
+def test_a_step_function_is_given_what_the_step_sees_not_how_to_replay_it(check_id):
+    """A learner's function once got each step's Recipe, and could prepare the folio again and
+    read the model's decision: full marks for a rule it never stated."""
+    spec = registry.get_check(check_id)
+    v = learner.variant(spec.exercise, "ada")
+    cases = judge.cases_for(spec, v)
+    assert "Recipe" not in plain.dumps(cases)
+
+    def replay(step):
+        return _reclaim.observe(step.recipe)[1]
+
+    assert all(isinstance(step, reclaim.WalkStep) for (step,) in map(plain.decode, cases))
+    verdict = judge.judge(spec, v, cases, collect(lambda: replay, cases))
+    assert verdict.points == 0 and "has no attribute 'recipe'" in verdict.message
 
 
 def test_the_v6_calls_report_what_each_call_returned():

@@ -35,6 +35,8 @@ from ..exercises.reclaim import (
     WalkStep,
 )
 
+_decided: dict[WalkStep, str] = {}
+
 
 @functools.lru_cache(maxsize=512)
 def observe(recipe: Recipe) -> tuple[WalkStep, str]:
@@ -55,6 +57,8 @@ def observe(recipe: Recipe) -> tuple[WalkStep, str]:
         try_to_unmap(folio, flags)
         decision = first_decision(m.trace)
         folio_putback_lru(folio)
+    if _decided.setdefault(step, decision) != decision:
+        raise RuntimeError(f"{recipe}: another preparation with the same first step, {step!r}, is decided otherwise")
     return step, decision
 
 
@@ -73,7 +77,7 @@ def _first_step(folio, vma, recipe: Recipe, split_flag: bool) -> WalkStep:
         refcount=folio._refcount,
         mapcount=folio_mapcount(folio),
         split_flag=split_flag,
-        recipe=recipe,
+        kernel=recipe.kernel,
     )
     page_vma_mapped_walk_done(pvmw)
     return step
@@ -105,8 +109,9 @@ def first_decision(events) -> str:
 
 
 def decision(step: WalkStep) -> str:
-    """What the model decided at ``step`` (the reference answer of the step exercises)."""
-    return observe(step.recipe)[1]
+    """What the model decided at ``step`` (the reference answer of the step exercises), one of
+    the steps ``steps()`` gave the learner's function."""
+    return _decided[step]
 
 
 def steps(recipes) -> list[tuple[WalkStep]]:

@@ -9,7 +9,7 @@ prepare each recipe on the model and read the model's decision from its trace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mmlab import MADV_FREE, MLOCK_ONFAULT, PAGE_SIZE, Machine
 
@@ -87,7 +87,10 @@ class Recipe:
 @record_type
 @dataclass(frozen=True)
 class WalkStep:
-    """What try_to_unmap_one() knows at the first step of its walk over a folio.
+    """What try_to_unmap_one() of ``kernel`` knows at the first step of its walk over a folio.
+
+    It says nothing of how the folio was prepared: a learner's function given the ``Recipe``
+    could prepare it again and read the model's decision instead of deciding.
 
     ``pmd_mapped``: the walk returned the huge PMD (pvmw.pte is NULL), else one PTE;
     ``entry_dirty``: the hardware dirty bit of that PMD or PTE; ``folio_dirty``: PG_dirty;
@@ -104,7 +107,7 @@ class WalkStep:
     refcount: int
     mapcount: int
     split_flag: bool
-    recipe: Recipe = field(compare=False, repr=False)
+    kernel: str
 
     def __repr__(self):
         where = "PMD" if self.pmd_mapped else "PTE"
