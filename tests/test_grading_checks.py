@@ -43,6 +43,7 @@ def test_equal_answers_have_no_mismatch(answer, expected):
         ({1, 2, 9}, {1, 2, 3}, "member(s) that do not belong: 9; it lacks 1 expected member(s)"),
         ("hhs", "HHs", "check upper/lower case"),
         (7, [7], "you gave a number (7), but a list is expected"),
+        (10**400, 0.5, "which is too large"),  # beyond any float: no OverflowError in the judge
     ],
 )
 def test_mismatch_says_what_is_wrong_without_the_answer(answer, expected, words):
@@ -279,14 +280,40 @@ def test_a_function_answer_earns_points_per_input(clean_learner):
     assert "but a function is expected" in _verdict("unit-double", collect(lambda: 42, [[0]])).message
 
 
+DEEP = {"value": 0}
+for _ in range(plain.MAX_DEPTH + 1):
+    DEEP = {"value": [DEEP["value"]]}
+
+
 @pytest.mark.parametrize(
     "forged",
-    [{}, {"results": "x"}, {"results": [{"value": {"$record": 1}}]}, {"value": [[[[]]]]}, {"results": [None, 7]}],
+    [
+        {},
+        {"results": "x"},
+        {"results": [{"value": {"$record": 1}}]},
+        {"value": [[[[]]]]},
+        {"results": [None, 7]},
+        # tags a sandbox can forge but encode() never makes: each once crashed the judge
+        {"value": {"$float": "junk"}},
+        {"value": {"$set": [{"a": 1}]}},
+        {"value": {"$pairs": [[{}, 1]]}},
+        {"value": {"$pairs": [1]}},
+        {"results": [{"value": {"$float": [1]}}]},
+        {"not_function": [1]},
+        {"not_function": {"value": {"$set": [[{}]]}}},
+        DEEP,
+    ],
 )
 def test_forged_or_malformed_answers_are_judged_not_crashed_on(clean_learner, forged):
     for check_id in ("unit-pages", "unit-double"):
         verdict = _verdict(check_id, forged)
         assert verdict.status in ("failed", "error") and verdict.points == 0
+
+
+def test_forged_plain_data_is_the_learners_answer_that_cannot_be_graded(clean_learner):
+    verdict = _verdict("unit-pages", {"value": {"$set": [{"a": 1}]}})
+    assert "your answer cannot be graded: it is not data the grader can read" in verdict.message
+    assert "cannot be graded: it is nested more than 40 levels deep" in _verdict("unit-pages", DEEP).message
 
 
 def test_an_answer_that_raised_is_an_error(clean_learner):

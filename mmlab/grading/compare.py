@@ -82,7 +82,10 @@ def _number_mismatch(answer: Any, expected: Real) -> str | None:
     if isinstance(expected, Integral) and isinstance(answer, Integral):
         same = answer == expected
     else:
-        same = math.isclose(answer, expected, rel_tol=1e-9, abs_tol=1e-12)
+        try:
+            same = math.isclose(answer, expected, rel_tol=1e-9, abs_tol=1e-12)
+        except OverflowError:  # an integer beyond any float is no float's equal
+            same = False
     if same:
         return None
     return f"you gave {shown(answer)}, which is too {'large' if answer > expected else 'small'}"

@@ -113,7 +113,10 @@ def _answer(collected: Mapping) -> tuple[Any, str | None]:
         return None, "it raised NotImplementedError: replace the stub with your code"
     if "value" not in collected:
         return None, "the grader received no answer"
-    return plain.decode(collected["value"]), None
+    try:
+        return plain.decode(collected["value"]), None
+    except plain.NotPlain as problem:  # a notebook that forged its answer's data
+        return None, f"your answer cannot be graded: {problem}"
 
 
 def _shows(answer: Any, expected: Any, wrong_answer, v: learner.Variant) -> bool:
@@ -137,8 +140,9 @@ def _shows(answer: Any, expected: Any, wrong_answer, v: learner.Variant) -> bool
 def _function_problem(spec: registry.Check, cases: list, collected: Mapping) -> tuple[int, int, str | None]:
     """(inputs answered right, inputs, the first problem or None)."""
     if "not_function" in collected:
-        value = collected["not_function"].get("value", "a value")
-        return 0, len(cases), f"you gave {shown(plain.decode(value))}, but a function is expected"
+        given = collected["not_function"]
+        value, problem = _answer(given if isinstance(given, Mapping) else {})
+        return 0, len(cases), f"you gave {'a value' if problem else shown(value)}, but a function is expected"
     if "results" not in collected:
         _, problem = _answer(collected)
         return 0, len(cases), problem or "the grader received no answer"

@@ -123,19 +123,34 @@ def _order(item: Any) -> str:
 
 
 def decode(data: Any) -> Any:
-    """The Python value of plain ``data`` (as ``encode`` made it, or as a sandbox claims it)."""
+    """The Python value of plain ``data`` (as ``encode`` made it, or as a sandbox claims it).
+
+    NotPlain if ``data`` is not what ``encode`` makes: a graded notebook can send the grader
+    any JSON it likes (a ``$set`` of dicts, a ``$float`` of text, nesting too deep to walk).
+    """
+    try:
+        return _decode(data, 0)
+    except NotPlain:
+        raise
+    except (TypeError, ValueError) as error:  # unhashable members or keys, a $float of no number
+        raise NotPlain(f"it is not data the grader can read ({type(error).__name__}: {error})") from None
+
+
+def _decode(data: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise NotPlain(f"it is nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, list):
-        return [decode(item) for item in data]
+        return [_decode(item, depth + 1) for item in data]
     if not isinstance(data, dict):
         return data
     if SET in data and len(data) == 1:
-        return _frozen_set(decode(data[SET]))
+        return {_hashable(_decode(item, depth + 1)) for item in data[SET]}
     if PAIRS in data and len(data) == 1:
-        return {_hashable(decode(k)): decode(v) for k, v in data[PAIRS]}
+        return {_hashable(_decode(k, depth + 1)): _decode(v, depth + 1) for k, v in data[PAIRS]}
     if "$float" in data and len(data) == 1:
         return float(data["$float"])
     if RECORD in data and set(data) == {RECORD, "fields"} and isinstance(data["fields"], dict):
-        fields = decode(data["fields"])
+        fields = _decode(data["fields"], depth + 1)
         cls = _record_types.get(str(data[RECORD]))
         if cls is not None:
             try:
@@ -143,11 +158,7 @@ def decode(data: Any) -> Any:
             except TypeError:
                 pass
         return Record(str(data[RECORD]), fields)
-    return {key: decode(value) for key, value in data.items()}
-
-
-def _frozen_set(items: list) -> set:
-    return {_hashable(item) for item in items}
+    return {key: _decode(value, depth + 1) for key, value in data.items()}
 
 
 def _hashable(value: Any) -> Any:
