@@ -114,7 +114,19 @@ def test_odd_json_in_a_notebook_is_tolerated_and_noted(tmp_path):
     loaded = submission.load(path)
     assert loaded.problem is None
     assert loaded.cells[0].mmlab == {} and loaded.cells[1].source == "x = 1\n"
-    assert [n.split(" (")[0] for n in loaded.notes] == [
-        f"Cell 4 of {corpus.HUGE} is not a code, markdown or raw cell",
-        f"Cell 5 of {corpus.HUGE} is not a code, markdown or raw cell",
-    ]
+    assert loaded.notes == [f"Cells 4, 5 of {corpus.HUGE} are not code, markdown or raw cells; they were skipped."]
+
+
+def test_many_bad_cells_make_one_note_and_too_many_cells_or_cells_not_a_list_are_unreadable(tmp_path):
+    """A small file must not make the grader build (and render, and store) one note, or one cell, per entry."""
+    path = tmp_path / corpus.HUGE
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [0] * 1500}))
+    loaded = submission.load(path)
+    assert loaded.cells == [] and len(loaded.notes) == 1
+    assert loaded.notes[0].startswith(f"Cells 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 1490 more of {corpus.HUGE} are not")
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [0] * 10**6}))
+    status, message = submission.load(path).problem
+    assert status == "unreadable" and "has 1000000 cells, more than the 2000" in message
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": "x" * 1000}))
+    status, message = submission.load(path).problem
+    assert status == "unreadable" and message == f"{corpus.HUGE} is JSON but its cells are not a list of cells."

@@ -18,6 +18,9 @@ import nbformat
 from .notebooks import cell_text, mmlab_metadata
 
 MAX_BYTES = 20 * 1024 * 1024
+MAX_CELLS = 2_000
+"""More cells than any exercise needs: a few bytes per cell would otherwise cost the grader
+a second and megabytes per thousand cells, in every file it makes of the notebook."""
 MISSING, UNREADABLE = "missing", "unreadable"
 
 
@@ -97,12 +100,20 @@ def _from_json(data: object, name: str, notes: list[str]) -> Submission:
                 problem=(UNREADABLE, f"{name} uses notebook format {version!r}, which could not be converted: {error}"),
             )
         notes.append(f"{name} was in notebook format {version}; it was converted to format 4 for grading.")
-    cells = []
-    for index, cell in enumerate(data.get("cells") or []):
+    if not isinstance(data.get("cells"), list):
+        return Submission(notes=notes, problem=(UNREADABLE, f"{name} is JSON but its cells are not a list of cells."))
+    if len(data["cells"]) > MAX_CELLS:
+        count = len(data["cells"])
+        problem = f"{name} has {count} cells, more than the {MAX_CELLS} a notebook may have; remove the extra cells."
+        return Submission(notes=notes, problem=(UNREADABLE, problem))
+    cells, skipped = [], []
+    for index, cell in enumerate(data["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            kind = cell.get("cell_type") if isinstance(cell, dict) else type(cell).__name__
-            notes.append(f"Cell {index} of {name} is not a code, markdown or raw cell ({kind!r}); it was skipped.")
+            skipped.append(index)
             continue
         marks = {k: v for k, v in mmlab_metadata(cell).items() if k in ("grade_id", "role") and isinstance(v, str)}
         cells.append(SubmittedCell(cell["cell_type"], cell_text(cell), marks))
+    if skipped:  # one note, however many: a file of a million bad cells must not make a million notes
+        listed = ", ".join(map(str, skipped[:10])) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        notes.append(f"Cells {listed} of {name} are not code, markdown or raw cells; they were skipped.")
     return Submission(cells=cells, notes=notes)
