@@ -85,9 +85,18 @@ EXPECTED = {
     ("symlink", PAGES, "fixture-pages"): "unreadable",
     ("wrong-exercise", PAGES, "fixture-pages"): "wrong-notebook",
     **everything("linked", "unreadable"),
+    ("big-message", PAGES, "fixture-pages"): "error",
+    ("display-ids", PAGES, "fixture-pages"): "passed",
+    ("forged-data", PAGES, "fixture-pages"): "failed",
+    ("garbled", PAGES, "fixture-pages"): "not-run",
+    ("liar", PAGES, "fixture-pages"): "failed",
+    ("many-cells", PAGES, "fixture-pages"): "passed",
+    ("prowler", PAGES, "fixture-pages"): "failed",
+    ("sockets", PAGES, "fixture-pages"): "passed",
 }
 POINTS = {"fixture-pages": 2, PUBLIC: 3, HIDDEN: 1}
-CHEATS = ("forger", "hooks", "key", "redefined", "saboteur", "tamper", "network")
+CHEATS = ("forger", "hooks", "key", "redefined", "saboteur", "tamper", "network", "forged-data", "garbled", "liar")
+CHEATS += ("prowler",)
 
 
 def grade_args(submissions, out, sources, jobs=2):
@@ -248,6 +257,9 @@ def test_messages_name_the_cause(graded):
     assert "holds the answers of 02-huge.ipynb" in message("wrong-exercise")
     assert "symbolic link" in message("symlink") and "symbolic link" in message("linked")
     assert "gave the grader no answer" in message("hooks")
+    assert "your answer cannot be graded: it is not data the grader can read" in message("forged-data")
+    assert "the grader failed on what the notebook sent it (ValueError" in message("garbled")
+    assert "gave the grader no answer" in message("big-message") and "larger than 64 MiB" in message("big-message")
 
 
 def test_notes_record_what_was_repaired(graded):
@@ -264,6 +276,7 @@ def test_notes_record_what_was_repaired(graded):
     assert statuses[f"stubborn/{PAGES}"] == "timeout"
     assert statuses[f"exits/{PAGES}"] == "kernel-died"
     assert statuses[f"ada/{PAGES}"] == "graded"
+    assert statuses[f"garbled/{PAGES}"] == "kernel-died"
 
 
 def test_gradescope_results_per_learner(graded):
@@ -297,6 +310,22 @@ def test_feedback_pages_show_results_but_not_hidden_check_code(graded):
     html = (learners / "<img src=x onerror=alert(1)>" / "01-pages.html").read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
     assert (learners / "caf\\xe9" / "02-huge.html").is_file()
+
+
+def test_what_a_notebook_outputs_cannot_grow_what_the_grader_keeps(graded):
+    learners = graded["out"] / "learners"
+    many = (learners / "many-cells" / "01-pages.html").read_text()
+    assert "the notebook&#x27;s output passed 2000000 characters" in many and len(many) < 2_500_000
+    assert len((learners / "display-ids" / "01-pages.html").read_text()) < 100_000  # one update, not 200 copies
+    assert all(len(f.read_bytes()) < 3_000_000 for f in learners.rglob("*.html"))
+
+
+def test_a_sandbox_finds_no_key_anywhere_and_as_root_cannot_write_beside_its_sockets(graded):
+    learners = graded["out"] / "learners"
+    assert "found: []" in (learners / "prowler" / "01-pages.html").read_text()
+    sockets = (learners / "sockets" / "01-pages.html").read_text()
+    if os.geteuid() == 0:  # an ordinary user's kernel owns that folder (see mmlab.grading.worker._close_folder)
+        assert "wrote 0 MiB beside the sockets" in sockets and "PermissionError" in sockets
 
 
 def test_the_run_reports_progress_and_ends_with_a_summary_table(graded):

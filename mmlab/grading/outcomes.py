@@ -77,6 +77,7 @@ class Interpreter:
         kind = (self.stop or {}).get("event")
         return {
             "died": KERNEL_DIED,
+            "broke": KERNEL_DIED,
             "deadline": TIMEOUT,
             "stuck": TIMEOUT,
             "kernel-failed": KERNEL_FAILED,
@@ -110,7 +111,10 @@ class Interpreter:
         if fate["status"] == "timeout":
             return TIMEOUT, f"Collecting your answer was {fate['evalue']}; does your code loop forever?{cause}"
         if fate.get("ename") == "NoAnswer":
-            return ERROR, "Your notebook gave the grader no answer here (did it change mmlab or IPython's display?)."
+            return ERROR, (
+                "Your notebook gave the grader no answer here (did it change mmlab or IPython's display, or "
+                f"send an output larger than {self.limits.message_mb} MiB at once, which ends the grader's reading?)."
+            )
         return ERROR, f"Your answer could not be collected: {self._error_text(fate)}.{cause}"
 
     def _why_stopped(self) -> str:
@@ -134,6 +138,11 @@ class Interpreter:
             return f"the notebook used up its {self.limits.notebook_timeout:g} s time limit before this cell."
         if kind == "stuck":
             return f"{where} ran past its time limit and ignored the interrupt, so grading stopped there."
+        if kind == "broke":
+            return (
+                f"grading could not go on after {where}: the grader failed on what the notebook sent it "
+                f"({stop.get('message', '')}); a notebook that forges messages to the grader ends its own grading."
+            )
         if kind == "kernel-failed":
             return f"the notebook's kernel could not start ({stop.get('message', '')})."
         if kind == "worker-error":

@@ -9,7 +9,9 @@ Inside, it gets
 - a read-only view of the system (``/usr``), of Python and of mmlab, in which
   ``mmlab/grading`` shows only the learner's side (``PUBLIC``): not the answer key, not the
   grader; no view of the submissions, the output folder, ``solutions/``, ``.git`` or home;
-- a private ``/tmp`` (its home and working folder) of at most ``Limits.disk_mb``;
+- a private ``/tmp`` (its home and working folder) of at most ``Limits.disk_mb``; the one
+  folder outside it that it can write, where its sockets are, is closed to it once they are
+  made when the grader runs as root (``mmlab.grading.worker``);
 - when the grader runs as root, an unprivileged user id of its own (one per job slot), so
   sandboxes cannot signal or count against each other: bubblewrap sets up the namespaces as
   root (so Python may live where only root can reach, as pyenv's does under /root), then
@@ -52,12 +54,16 @@ HOME = "/tmp/home"
 
 @dataclass(frozen=True)
 class Limits:
-    """How much time, memory, processes, disk and output one notebook may use."""
+    """How much time, memory, processes, disk and output one notebook may use (output: what the
+    grader keeps of one cell's and of the whole notebook's, in characters, and the largest
+    message it takes from the kernel at all)."""
 
     cell_timeout: float = 60
     notebook_timeout: float = 300
     memory_mb: int = 2048
     output_chars: int = 200_000
+    notebook_output_chars: int = 2_000_000
+    message_mb: int = 64
     processes: int = 64
     disk_mb: int = 64
     startup_grace: float = 30

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import zmq
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
@@ -40,41 +41,67 @@ KILLED_BY = {128 + signal.SIGKILL: "killed", 128 + signal.SIGXCPU: "cpu", 128 + 
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel command runs through ``wrap`` (the sandbox), as ``owner``."""
+    """A kernel manager whose kernel command runs through ``wrap`` (the sandbox), as ``owner``,
+    and whose clients take no message larger than ``message_bytes`` from it."""
 
     wrap = None
     owner: int | None = None
+    message_bytes: int = 0
 
     def format_kernel_cmd(self, extra_arguments=None):
         if self.owner is not None:  # the connection file is written private to root; the kernel reads it
             os.chown(self.connection_file, self.owner, self.owner)
         return self.wrap(super().format_kernel_cmd(extra_arguments))
 
+    def client(self, **kwargs):
+        # ZeroMQ hands over a message only whole, so the grader would hold a kernel's largest
+        # message in memory before it could cut it; a larger one ends the connection instead
+        # (for good: the answers after it are lost, and the feedback says why that may be).
+        client = super().client(**kwargs)
+        client.context.setsockopt(zmq.MAXMSGSIZE, self.message_bytes)
+        return client
+
 
 class LimitedClient(NotebookClient):
-    """An nbclient that keeps at most ``output_bytes`` of output per cell and remembers replies."""
+    """An nbclient that keeps at most ``output_bytes`` of output per cell and ``notebook_bytes``
+    in all (answers aside), and remembers replies.
 
-    def __init__(self, nb, *, output_bytes: int, **kwargs):
-        super().__init__(nb, on_cell_executed=self._remember, **kwargs)
+    Everything it keeps goes into the executed notebook and the feedback page, so a notebook
+    of many cells must not make them grow without bound. For the same reason it keeps no
+    widget state and ignores updates of earlier outputs by display id: one update would
+    otherwise be copied into every output that shares the id, past every limit.
+    """
+
+    def __init__(self, nb, *, output_bytes: int, notebook_bytes: int, **kwargs):
+        super().__init__(nb, on_cell_executed=self._remember, store_widget_state=False, **kwargs)
         self.output_bytes = output_bytes
+        self.notebook_bytes = notebook_bytes
         self.used: dict[int, int] = {}
+        self.total = 0
         self.replies: dict[int, dict] = {}
 
     def _remember(self, cell, cell_index, execute_reply):
         self.replies[cell_index] = execute_reply["content"] if execute_reply else {}
 
+    def _update_display_id(self, display_id, msg):
+        pass
+
     def output(self, outs, msg, display_id, cell_index):
         content = msg["content"]
         size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
-        used = self.used.get(cell_index, 0) + size
-        if used > self.output_bytes:
-            if self.used.get(cell_index, 0) <= self.output_bytes:
-                note = f"\n[The grader cut this cell's output here: it passed {self.output_bytes} characters.]\n"
-                outs.append(nbformat.v4.new_output("stream", name="stdout", text=note))
-                self.used[cell_index] = self.output_bytes + 1
-            return None
-        self.used[cell_index] = used
-        return super().output(outs, msg, display_id, cell_index)
+        used = self.used.get(cell_index, 0)
+        shown = 0 if MIME in content.get("data", {}) else size  # an answer is never cut for what came before
+        if used + size <= self.output_bytes and self.total + shown <= self.notebook_bytes:
+            self.used[cell_index] = used + size
+            self.total += shown
+            return super().output(outs, msg, display_id, cell_index)
+        if used <= self.output_bytes:  # the first cut in this cell: say so, once
+            over_cell = used + size > self.output_bytes
+            whose, limit = ("cell", self.output_bytes) if over_cell else ("notebook", self.notebook_bytes)
+            note = f"\n[The grader cut this cell's output here: the {whose}'s output passed {limit} characters.]\n"
+            outs.append(nbformat.v4.new_output("stream", name="stdout", text=note))
+            self.used[cell_index] = self.output_bytes + 1
+        return None
 
     def kernel_responds(self) -> bool:
         """True if the kernel answers a trivial request within PROBE_SECONDS (after a timeout)."""
@@ -96,6 +123,7 @@ class Run:
         self.stop: dict | None = None
         self.km: AsyncKernelManager | None = None
         self.killed = False
+        self.index: int | None = None  # the cell being run, once the kernel has started
 
     def kill(self) -> None:
         """The watchdog's call: end the sandbox now (the run then finds its kernel dead)."""
@@ -116,6 +144,7 @@ class Run:
         # sandbox with it: ask the kernel to interrupt itself instead.
         km.kernel_spec.interrupt_mode = "message"
         km.owner = self.spec["uid"]
+        km.message_bytes = self.limits.message_mb * 2**20
         self.km = km
         km.wrap = lambda argv: sandboxed(
             argv, sockets=sockets, limits=self.limits, uid=self.spec["uid"], unsafe=self.spec["unsafe"]
@@ -132,6 +161,7 @@ class Run:
             self.nb,
             km=km,
             output_bytes=self.limits.output_chars,
+            notebook_bytes=self.limits.notebook_output_chars,
             allow_errors=True,
             interrupt_on_timeout=True,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
@@ -146,11 +176,15 @@ class Run:
             # and only then frees its sockets and ZeroMQ context
             setup = client.setup_kernel(env=env, cwd=self.spec["scratch"], stdout=log, stderr=log, cleanup_kc=True)
             with log, setup:
+                if self.spec["uid"] is not None:
+                    _close_folder(sockets)
                 self._run_cells(client, cases, deadline)
         except DeadKernelError:
             pass  # recorded by _run_cells
-        except Exception as error:  # the kernel never started, or nbclient itself failed
-            self.stop = self.stop or {"event": "kernel-failed", "message": f"{type(error).__name__}: {error}"}
+        except Exception as error:  # the kernel never started, or nbclient failed on what the kernel sent
+            message = f"{type(error).__name__}: {error}"[:500]
+            event = {"event": "kernel-failed"} if self.index is None else {"event": "broke", "index": self.index}
+            self.stop = self.stop or {**event, "message": message}
         finally:
             _kill(km)
             shutil.rmtree(sockets, ignore_errors=True)
@@ -159,6 +193,7 @@ class Run:
         for index, cell in enumerate(self.nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
+            self.index = index
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.killed:
                 self.stop = {"event": "deadline", "index": index}
@@ -216,6 +251,15 @@ class Run:
             self.collected[check_id] = self.cells[index]
         cell.source, cell.outputs = shown, outputs
         return True
+
+
+def _close_folder(sockets: Path) -> None:
+    """Once the kernel (as a user of its own) has made its sockets, let it add no file to their
+    folder: the folder is outside the sandbox, and the limit on the size of a file would not
+    bound how many it writes there. (As an ordinary user the kernel owns the folder, and could
+    undo this: grading as root is what closes that way of filling the grader's disk.)"""
+    os.chown(sockets, os.getuid(), os.getgid())
+    os.chmod(sockets, 0o755)
 
 
 def _kill(km: AsyncKernelManager) -> None:
