@@ -349,6 +349,16 @@ def test_out_overlapping_submissions_is_refused(graded, capsys):
     assert not (submissions / "grades.csv").exists() and not (submissions / "ada" / "results").exists()
 
 
+def test_two_folders_graded_under_one_learner_id_are_a_clear_error(tmp_path, capsys):
+    """A folder named with the byte 0xe9 and one named with the text \\xe9 would overwrite each other's grades."""
+    (tmp_path / "subs").mkdir()
+    os.mkdir(bytes(tmp_path / "subs") + b"/caf\xe9")
+    (tmp_path / "subs" / "caf\\xe9").mkdir()
+    args = grade_args(tmp_path / "subs", tmp_path / "out", tmp_path / "nothing")
+    assert cli_grade.run(args) == 2
+    assert "would both be graded as learner 'caf\\\\xe9'; rename one" in capsys.readouterr().err
+
+
 def test_no_source_notebooks_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "subs" / "ada").mkdir(parents=True)
     args = grade_args(tmp_path / "subs", tmp_path / "out", tmp_path / "nothing")

@@ -23,6 +23,7 @@ interrupted run keeps what it finished.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import tempfile
@@ -202,14 +203,23 @@ class Learner:
 
 
 def learners_in(submissions: Path) -> list[Learner]:
-    """The learner folders of ``submissions``, in id order (hidden and ``__`` folders skipped)."""
+    """The learner folders of ``submissions``, in id order (hidden and ``__`` folders skipped);
+    GradingError if two folders would be graded under one id."""
     found = []
     for path in submissions.iterdir():
         if path.name.startswith((".", "__")) or not (path.is_dir() or path.is_symlink()):
             continue
         text = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         found.append(Learner(text, path))
-    return sorted(found, key=lambda learner: learner.id)
+    found.sort(key=lambda learner: learner.id)
+    # Folders b"caf\xe9" (not UTF-8) and "caf\\xe9" get one id: they would overwrite each other's grades.
+    for one, other in itertools.pairwise(found):
+        if one.id == other.id:
+            raise GradingError(
+                f"the folders {str(one.folder)!r} and {str(other.folder)!r} would both be graded as learner "
+                f"{one.id!r}; rename one of them"
+            )
+    return found
 
 
 def find_notebook(folder: Path, name: str) -> tuple[Path, tuple[str, ...]]:
