@@ -143,19 +143,9 @@ def test_without_qemu_the_error_says_how_to_install_it(monkeypatch, tmp_path, ca
 # -- the model against the recorded runs -------------------------------------------------
 
 
-# Scenarios added to mmlab.scenarios after the 6.12 runs were recorded. Recording them on
-# 6.12 stops at mremap-thp, whose range the lab refuses there (LabSafetyError: the VMA
-# layout differs); the next recording (tests/data/vm-*/README.md) adds them.
-NOT_YET_RECORDED = {
-    "6.1": set(),
-    "6.12": {"byte-exact", "zero-subpages-on-split", "cow-reuse", "zap-keeps-folio-clean", "mremap-thp",
-             "madv-collapse", "mlockall", "pin-and-fork"},
-}  # fmt: skip
-
-
 @pytest.mark.parametrize("version", debian.TESTED)
 def test_every_scenario_was_recorded_on_each_kernel(version):
-    assert sorted(STORED[version]) == sorted(set(scenarios.SCENARIOS) - NOT_YET_RECORDED[version])
+    assert sorted(STORED[version]) == sorted(scenarios.SCENARIOS)
     for stored in STORED[version].values():
         assert stored["kernel"].startswith(version + ".") and stored["machine"]["swap_kb"] == 0
         assert stored["machine"]["thp"] == "madvise" and stored["record"]["unsettled"] == []
