@@ -57,11 +57,6 @@ def current_learner() -> str:
     return os.environ.get(GRADED_LEARNER_ENV) or _declared or os.environ.get(LEARNER_ENV) or ANONYMOUS
 
 
-def declared_learner() -> str | None:
-    """The id this notebook declared with learner_id(), if any."""
-    return _declared
-
-
 def seed(exercise_id: str, learner: str) -> int:
     """A 64-bit seed for (learner, exercise), the same on every machine and Python version."""
     digest = hashlib.sha256(f"{learner}\0{exercise_id}".encode()).digest()
