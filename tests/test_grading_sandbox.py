@@ -1,7 +1,10 @@
 """The sandbox a graded kernel runs in: what it can see and do, that nothing of it survives, and
 that grading refuses to run untrusted work without it."""
 
+import asyncio
+import gc
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -138,6 +141,23 @@ def test_no_process_of_a_run_survives_it(unsafe, tmp_path):
     finally:
         for pid in leftovers():
             os.kill(int(pid), signal.SIGKILL)
+
+
+def test_an_error_no_task_read_is_not_logged_when_the_task_is_freed(caplog):
+    """Logging it would format a traceback, which parses source, at whatever moment the
+    collector frees the task: in the middle of another parse, on CPython 3.11, that parse
+    fails (see worker.quiet_leftovers)."""
+
+    async def fails():
+        raise RuntimeError("the client it watched is gone")
+
+    loop = worker.quiet_leftovers()
+    task = loop.create_task(fails())
+    loop.run_until_complete(asyncio.wait([task]))
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        del task
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 @needs_sandbox

@@ -14,6 +14,7 @@ can change only the answers it gives.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from pathlib import Path
 import nbformat
 import zmq
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_event_loop
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
@@ -170,6 +172,7 @@ class Run:
             shutdown_kernel="immediate",
         )
         deadline = time.monotonic() + self.limits.notebook_timeout
+        quiet_leftovers()
         try:
             log = open(Path(self.spec["scratch"]) / "kernel.log", "wb")  # noqa: SIM115 - closed below
             # cleanup_kc: nbclient shuts down a kernel manager it was given only when told to,
@@ -277,6 +280,27 @@ def _kill(km: AsyncKernelManager) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+
+
+def quiet_leftovers() -> asyncio.AbstractEventLoop:
+    """The event loop nbclient's blocking calls run on in this thread, made to let go quietly
+    of errors no task read.
+
+    At the end of some runs nbclient leaves a watcher task behind that then fails (the client
+    it checks is gone) with no one to read the error; what the run saw is already recorded.
+    asyncio's default handler logs such an error, traceback formatted, whenever the garbage
+    collector frees the task; on CPython 3.11 (3.11.7 here) that formatting parses source,
+    and if the collection interrupted another parse in this process (the grader reading a
+    notebook's cells), that parse fails with "AST constructor recursion depth mismatch"
+    (CPython issue gh-106905, a counter the two parses share).
+    """
+    loop = ensure_event_loop()
+    loop.set_exception_handler(_ignore)
+    return loop
+
+
+def _ignore(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """An asyncio exception handler that does nothing (see quiet_leftovers)."""
 
 
 def _how_it_died(km: AsyncKernelManager) -> str | None:
